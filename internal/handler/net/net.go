@@ -1,0 +1,316 @@
+// Package net is the `net` stream handler, version 1.0 (JSON key and Prometheus prefix
+// "packets"): packet counts by L3/L4 and direction, per-second packet and byte rates, frame
+// size quantiles, distinct remote addresses, and top remote IPs, geo locations and ASNs.
+// See README.md beside this file for its configuration and every metric.
+package net
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pktvisor-go/pktvisor/internal/config"
+	"github.com/pktvisor-go/pktvisor/internal/decode"
+	"github.com/pktvisor-go/pktvisor/internal/geo"
+	"github.com/pktvisor-go/pktvisor/internal/handler"
+	"github.com/pktvisor-go/pktvisor/internal/hostspec"
+	"github.com/pktvisor-go/pktvisor/internal/metrics"
+	"github.com/pktvisor-go/pktvisor/internal/sketch"
+)
+
+// Schema is the handler's JSON key and Prometheus prefix.
+const Schema = "packets"
+
+func init() { handler.Register("net", "1.0", New) }
+
+// Metric groups, in bit order.
+const (
+	grpCounters = 1 << iota
+	grpCardinality
+	grpTopGeo
+	grpTopIPs
+)
+
+// Groups are net v1's metric groups (all enabled by default).
+var Groups = metrics.Groups{
+	Names:    []string{"counters", "cardinality", "top_geo", "top_ips"},
+	Defaults: []string{"counters", "cardinality", "top_geo", "top_ips"},
+}
+
+// ConfigKeys are the handler's own config/filter keys in the reference's order.
+var ConfigKeys = []string{"geoloc_notfound", "asn_notfound", "only_geoloc_prefix", "only_asn_number", "recorded_stream"}
+
+// Spec is a validated net handler configuration.
+type Spec struct {
+	common handler.Common
+
+	geoNotFound, asnNotFound bool
+	geoPrefixes              []string
+	asnPrefixes              []string // "<n>/"
+	filtering                bool
+}
+
+// New validates cfg (module config, filters, window keys and enable/disable merged).
+func New(cfg config.Map) (handler.Spec, error) {
+	c, err := handler.ParseCommon(cfg, ConfigKeys, &Groups)
+	if err != nil {
+		return nil, err
+	}
+	s := &Spec{common: c}
+	if s.geoNotFound, _, err = cfg.Bool("geoloc_notfound"); err != nil {
+		return nil, err
+	}
+	if s.asnNotFound, _, err = cfg.Bool("asn_notfound"); err != nil {
+		return nil, err
+	}
+	if s.geoPrefixes, _, err = cfg.List("only_geoloc_prefix"); err != nil {
+		return nil, err
+	}
+	asns, _, err := cfg.List("only_asn_number")
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range asns {
+		if a == "" || strings.Trim(a, "0123456789") != "" {
+			return nil, fmt.Errorf("NetStreamHandler: only_asn_number filter contained an invalid/unsupported value: %s", a)
+		}
+		s.asnPrefixes = append(s.asnPrefixes, a+"/")
+	}
+	s.filtering = s.geoNotFound || s.asnNotFound || len(s.geoPrefixes) > 0 || len(s.asnPrefixes) > 0
+	return s, nil
+}
+
+// Schema implements handler.Spec.
+func (s *Spec) Schema() string { return Schema }
+
+// Window implements handler.Spec.
+func (s *Spec) Window() metrics.Window { return s.common.Window }
+
+// AllGroupsDisabled reports `disable: [all]`: the handler then emits nothing.
+func (s *Spec) AllGroupsDisabled() bool { return s.common.Groups == 0 }
+
+// bucket is one period of net metrics.
+type bucket struct {
+	events, deepSamples                  uint64
+	udp, tcp, tcpSyn, otherL4            uint64
+	ipv4, ipv6                           uint64
+	in, out, unknownDir, total, filtered uint64
+
+	ppsIn, ppsOut, ppsTotal, ppsEvents sketch.Rate
+	bytesIn, bytesOut, bytesTotal      sketch.Rate
+
+	srcIPsIn, dstIPsOut sketch.Cardinality
+	topIPv4, topIPv6    sketch.TopN
+	topGeoLoc, topASN   sketch.TopN
+	payloadSize         sketch.Quantiles
+}
+
+func (b *bucket) Reset() { *b = bucket{} }
+
+func (b *bucket) Merge(o *bucket) {
+	b.events += o.events
+	b.deepSamples += o.deepSamples
+	b.udp += o.udp
+	b.tcp += o.tcp
+	b.tcpSyn += o.tcpSyn
+	b.otherL4 += o.otherL4
+	b.ipv4 += o.ipv4
+	b.ipv6 += o.ipv6
+	b.in += o.in
+	b.out += o.out
+	b.unknownDir += o.unknownDir
+	b.total += o.total
+	b.filtered += o.filtered
+	for _, r := range [][2]*sketch.Rate{{&b.ppsIn, &o.ppsIn}, {&b.ppsOut, &o.ppsOut}, {&b.ppsTotal, &o.ppsTotal},
+		{&b.ppsEvents, &o.ppsEvents}, {&b.bytesIn, &o.bytesIn}, {&b.bytesOut, &o.bytesOut}, {&b.bytesTotal, &o.bytesTotal}} {
+		r[0].Merge(r[1])
+	}
+	_ = b.srcIPsIn.Merge(&o.srcIPsIn)
+	_ = b.dstIPsOut.Merge(&o.dstIPsOut)
+	b.topIPv4.Merge(&o.topIPv4)
+	b.topIPv6.Merge(&o.topIPv6)
+	b.topGeoLoc.Merge(&o.topGeoLoc)
+	b.topASN.Merge(&o.topASN)
+	b.payloadSize.Merge(&o.payloadSize)
+}
+
+// closeRates finishes the per-second rate counting of a bucket that stops being written.
+func (b *bucket) closeRates() {
+	for _, r := range []*sketch.Rate{&b.ppsIn, &b.ppsOut, &b.ppsTotal, &b.ppsEvents, &b.bytesIn, &b.bytesOut, &b.bytesTotal} {
+		r.Flush()
+	}
+}
+
+// Instance is the handler on one worker.
+type Instance struct {
+	spec *Spec
+	geo  *geo.Lookup
+	ring *metrics.Ring[bucket, *bucket]
+	key  []byte // scratch for geo keys
+}
+
+// NewInstance implements handler.Spec.
+func (s *Spec) NewInstance(env *handler.Env) handler.Handler {
+	return &Instance{
+		spec: s,
+		geo:  env.Geo,
+		ring: metrics.NewRing(s.common.Window.NumPeriods, 0, func() *bucket { return &bucket{} }),
+		key:  make([]byte, 0, 128),
+	}
+}
+
+func (h *Instance) Wants() handler.Wants       { return handler.WantPackets }
+func (h *Instance) DNS(*handler.DNSEvent)      {}
+func (h *Instance) TCPReassemblyErrors(uint64) {}
+func (h *Instance) Drops(uint64, uint64)       {}
+func (h *Instance) Start(tsNs int64)           { h.ring.SetStart(tsNs) }
+func (h *Instance) Shift(tsNs int64)           { h.ring.Live().closeRates(); h.ring.Shift(tsNs) }
+func (h *Instance) End(tsNs int64)             { h.ring.Live().closeRates(); h.ring.Close(tsNs) }
+func (h *Instance) cityEnabled() bool          { return h.geo != nil && h.geo.CityEnabled() }
+func (h *Instance) asnEnabled() bool           { return h.geo != nil && h.geo.ASNEnabled() }
+func remote(p *decode.Packet, dir hostspec.Direction) []byte {
+	switch dir {
+	case hostspec.ToHost:
+		return p.SrcAddr()
+	case hostspec.FromHost:
+		return p.DstAddr()
+	}
+	return nil
+}
+
+// filtered applies the geo/ASN filters to the remote address. Unknown direction, or a
+// database that is not loaded, filters the packet out (as the reference does).
+func (h *Instance) filtered(p *decode.Packet, dir hostspec.Direction) bool {
+	s := h.spec
+	addr := remote(p, dir)
+	if addr == nil {
+		return true
+	}
+	if s.geoNotFound || len(s.geoPrefixes) > 0 {
+		if !h.cityEnabled() {
+			return true
+		}
+		loc := h.geo.City(addr).Location
+		if s.geoNotFound && !strings.HasPrefix(loc, "Unknown") {
+			return true
+		}
+		if len(s.geoPrefixes) > 0 && !hasAnyPrefix(loc, s.geoPrefixes) {
+			return true
+		}
+	}
+	if s.asnNotFound || len(s.asnPrefixes) > 0 {
+		if !h.asnEnabled() {
+			return true
+		}
+		asn := h.geo.ASN(addr)
+		if s.asnNotFound && !strings.HasPrefix(asn, "Unknown") {
+			return true
+		}
+		if len(s.asnPrefixes) > 0 && !hasAnyPrefix(asn, s.asnPrefixes) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Packet implements handler.Handler: the hot path.
+func (h *Instance) Packet(ev *handler.PacketEvent) {
+	s := h.spec
+	g := s.common.Groups
+	b := h.ring.Live()
+	p := ev.Pkt
+	sec := p.TS / 1e9
+	deep := handler.Deep(s.common.Window.DeepSampleRate, ev.Rand)
+
+	b.events++
+	if deep {
+		b.deepSamples++
+	}
+	b.ppsEvents.Add(sec, 1)
+	if s.filtering && h.filtered(p, ev.Dir) {
+		b.filtered++
+		return
+	}
+	size := uint64(p.CapLen)
+	b.total++
+	b.ppsTotal.Add(sec, 1)
+	b.bytesTotal.Add(sec, size)
+	switch ev.Dir {
+	case hostspec.ToHost:
+		b.ppsIn.Add(sec, 1)
+		b.bytesIn.Add(sec, size)
+	case hostspec.FromHost:
+		b.ppsOut.Add(sec, 1)
+		b.bytesOut.Add(sec, size)
+	}
+	b.payloadSize.Add(float64(size))
+
+	if g&grpCounters != 0 {
+		switch p.L4 {
+		case decode.L4UDP:
+			b.udp++
+		case decode.L4TCP:
+			b.tcp++
+			if deep && p.TCPFlags&decode.TCPSyn != 0 {
+				b.tcpSyn++
+			}
+		default:
+			b.otherL4++
+		}
+		switch p.L3 {
+		case decode.L3IPv4:
+			b.ipv4++
+		case decode.L3IPv6:
+			b.ipv6++
+		}
+		switch ev.Dir {
+		case hostspec.ToHost:
+			b.in++
+		case hostspec.FromHost:
+			b.out++
+		default:
+			b.unknownDir++
+		}
+	}
+	if !deep {
+		return
+	}
+	addr := remote(p, ev.Dir)
+	if addr == nil {
+		return
+	}
+	hash := sketch.Hash(addr)
+	if g&grpCardinality != 0 {
+		if ev.Dir == hostspec.ToHost {
+			b.srcIPsIn.InsertHash(hash)
+		} else {
+			b.dstIPsOut.InsertHash(hash)
+		}
+	}
+	if g&grpTopIPs != 0 {
+		if p.L3 == decode.L3IPv4 {
+			b.topIPv4.Update(addr, hash, 1)
+		} else {
+			b.topIPv6.Update(addr, hash, 1)
+		}
+	}
+	if g&grpTopGeo != 0 {
+		if h.cityEnabled() {
+			h.key = metrics.AppendGeoKey(h.key[:0], h.geo.City(addr))
+			b.topGeoLoc.Update(h.key, sketch.Hash(h.key), 1)
+		}
+		if h.asnEnabled() {
+			k := append(h.key[:0], h.geo.ASN(addr)...)
+			h.key = k
+			b.topASN.Update(k, sketch.Hash(k), 1)
+		}
+	}
+}
