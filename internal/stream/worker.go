@@ -1,0 +1,150 @@
+package stream
+
+import (
+	"errors"
+
+	"github.com/pktvisor-go/pktvisor/internal/decode"
+	"github.com/pktvisor-go/pktvisor/internal/dnswire"
+	"github.com/pktvisor-go/pktvisor/internal/handler"
+	"github.com/pktvisor-go/pktvisor/internal/hostspec"
+	"github.com/pktvisor-go/pktvisor/internal/tcpflow"
+)
+
+// DNSPorts are the ports whose traffic the DNS handlers consider (the reference's list).
+var DNSPorts = [...]uint16{53, 5353, 5355, 53000}
+
+// IsDNSPort reports whether port is one of DNSPorts.
+func IsDNSPort(port uint16) bool {
+	return port == 53 || port == 5353 || port == 5355 || port == 53000
+}
+
+// record is one packet as handed to a worker.
+type record struct {
+	pkt      decode.Packet
+	dir      hostspec.Direction
+	flowHash uint64
+	rnd      uint32
+	// netOnly: an IP fragment — a frame the packet handlers count, but not a whole datagram.
+	// dnsOnly: a datagram reassembled from fragments — DNS content, not a frame of its own.
+	netOnly, dnsOnly bool
+}
+
+// worker owns one shard of the traffic: its handler instances and its TCP stream tracker.
+type worker struct {
+	id        int
+	all       []handler.Handler
+	packetHs  []handler.Handler
+	dnsHs     []handler.Handler
+	inputHs   []handler.Handler
+	tcp       *tcpflow.Reassembler
+	msg       dnswire.Message
+	ev        handler.PacketEvent
+	dev       handler.DNSEvent
+	cur       *record // the record being processed (for TCP message callbacks)
+	tcpErrors uint64  // reassembly errors already reported to the handlers
+
+	stats WorkerStats
+}
+
+// WorkerStats are a worker's counts of what it could not use.
+type WorkerStats struct {
+	DNSMalformed uint64 // DNS-port payloads too short for a DNS header
+}
+
+func newWorker(id int, hs []handler.Handler, tcpCfg tcpflow.Config) *worker {
+	w := &worker{id: id, all: hs}
+	for _, h := range hs {
+		wants := h.Wants()
+		if wants&handler.WantPackets != 0 {
+			w.packetHs = append(w.packetHs, h)
+		}
+		if wants&handler.WantDNS != 0 {
+			w.dnsHs = append(w.dnsHs, h)
+		}
+		if wants&handler.WantInput != 0 {
+			w.inputHs = append(w.inputHs, h)
+		}
+	}
+	w.dev.Msg = &w.msg
+	if len(w.dnsHs) > 0 {
+		w.tcp = tcpflow.New(tcpCfg, w.tcpMessage)
+	}
+	return w
+}
+
+// process runs one record through the handlers. It is the hot path of a worker.
+func (w *worker) process(r *record) {
+	p := &r.pkt
+	if !r.dnsOnly && len(w.packetHs) > 0 {
+		w.ev = handler.PacketEvent{Pkt: p, Dir: r.dir, FlowHash: r.flowHash, Rand: r.rnd}
+		for _, h := range w.packetHs {
+			h.Packet(&w.ev)
+		}
+	}
+	if r.netOnly || len(w.dnsHs) == 0 {
+		return
+	}
+	var port uint16
+	switch {
+	case IsDNSPort(p.DstPort):
+		port = p.SrcPort
+	case IsDNSPort(p.SrcPort):
+		port = p.DstPort
+	default:
+		return
+	}
+	switch p.L4 {
+	case decode.L4UDP:
+		w.dnsMessage(r, p.Payload, p, handler.TransportUDP, port)
+	case decode.L4TCP:
+		w.cur = r
+		w.tcp.Segment(p, r.flowHash)
+		w.cur = nil
+		w.reportTCPErrors()
+	}
+}
+
+func (w *worker) tcpMessage(m *tcpflow.Message) {
+	r := w.cur
+	if r == nil {
+		return // FlushAll emits nothing new; be safe
+	}
+	p := m.Packet
+	port := p.SrcPort
+	if IsDNSPort(p.SrcPort) && !IsDNSPort(p.DstPort) {
+		port = p.DstPort
+	} else if IsDNSPort(p.DstPort) {
+		port = p.SrcPort
+	}
+	w.dnsMessage(r, m.Data, p, handler.TransportTCP, port)
+}
+
+func (w *worker) dnsMessage(r *record, payload []byte, p *decode.Packet, tr handler.Transport, port uint16) {
+	err := w.msg.Parse(payload)
+	if err != nil && !errors.Is(err, dnswire.ErrQuestion) {
+		w.stats.DNSMalformed++
+		return
+	}
+	w.dev.Reset()
+	w.dev.Pkt = p
+	w.dev.Dir = r.dir
+	w.dev.FlowHash = r.flowHash
+	w.dev.Rand = r.rnd
+	w.dev.Transport = tr
+	w.dev.Port = port
+	w.dev.QuestionOK = err == nil && w.msg.HasQuestion
+	for _, h := range w.dnsHs {
+		h.DNS(&w.dev)
+	}
+}
+
+func (w *worker) reportTCPErrors() {
+	errs := w.tcp.Stats().Errors()
+	if errs > w.tcpErrors {
+		n := errs - w.tcpErrors
+		w.tcpErrors = errs
+		for _, h := range w.inputHs {
+			h.TCPReassemblyErrors(n)
+		}
+	}
+}
