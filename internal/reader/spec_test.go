@@ -279,6 +279,35 @@ func TestSpecDNSV1(t *testing.T) {
 		{name: "invalid config", file: "dns_udp_tcp_random.pcap",
 			yaml:    dnsModule("      config:\n        invalid_config: true\n"),
 			wantErr: "invalid_config is an invalid/unsupported config or filter. The valid configs/filters are: exclude_noerror, only_rcode, only_queries, only_responses, only_dnssec_response, answer_count, only_qtype, only_qname, only_qname_suffix, geoloc_notfound, asn_notfound, dnstap_msg_type, public_suffix_list, recorded_stream, xact_ttl_secs, xact_ttl_ms, deep_sample_rate, num_periods, topn_count, topn_percentile_threshold"},
+		// ecs.pcap: the reference misses the 7 replies that arrive as IP fragments (4 over IPv4,
+		// 3 over IPv6); we reassemble them, so events, udp, ipv4, ipv6, replies and filtered
+		// are higher by exactly those (tshark with defragmentation agrees: 43 messages, 10 IPv4,
+		// 33 IPv6, 22 queries, 21 replies). The ECS numbers are the reference's.
+		{name: "ECS data", file: "ecs.pcap", host: hostNet, geo: true,
+			yaml: dnsModule("      metric_groups:\n        enable: [top_ecs]\n"), want: map[string]any{
+				"dns.wire_packets.events": 36 + 7, "dns.wire_packets.deep_samples": 36 + 7, "dns.wire_packets.tcp": 4,
+				"dns.wire_packets.udp": 32 + 7, "dns.wire_packets.ipv4": 6 + 4, "dns.wire_packets.ipv6": 30 + 3,
+				"dns.wire_packets.queries": 22, "dns.wire_packets.replies": 14 + 7, "dns.wire_packets.filtered": 0,
+				"dns.wire_packets.query_ecs": 5, "dns.cardinality.qname": 9,
+				"dns.top_query_ecs.0.name": "2001:470:1f0b:1600::", "dns.top_query_ecs.0.estimate": 5,
+				"dns.top_query_ecs.1": absent,
+				"dns.top_geoLoc_ecs.0.name": "Unknown", "dns.top_geoLoc_ecs.0.estimate": 5,
+				"dns.top_asn_ecs.0.name": "Unknown", "dns.top_asn_ecs.0.estimate": 5}},
+		{name: "ECS geoloc not found", file: "ecs.pcap", host: hostNet, geo: true,
+			yaml: dnsModule("      metric_groups:\n        enable: [top_ecs]\n      filter:\n        geoloc_notfound: true\n"), want: map[string]any{
+				"dns.wire_packets.events": 36 + 7, "dns.wire_packets.deep_samples": 36 + 7, "dns.wire_packets.tcp": 0,
+				"dns.wire_packets.udp": 5, "dns.wire_packets.ipv4": 1, "dns.wire_packets.ipv6": 4,
+				"dns.wire_packets.queries": 5, "dns.wire_packets.replies": 0, "dns.wire_packets.filtered": 31 + 7,
+				"dns.wire_packets.query_ecs": 5, "dns.cardinality.qname": 2,
+				"dns.top_query_ecs.0.name": "2001:470:1f0b:1600::", "dns.top_query_ecs.0.estimate": 5,
+				"dns.top_query_ecs.1": absent, "dns.top_geoLoc_ecs.0.name": "Unknown", "dns.top_geoLoc_ecs.0.estimate": 5}},
+		{name: "ECS asn not found", file: "ecs.pcap", host: hostNet, geo: true,
+			yaml: dnsModule("      metric_groups:\n        enable: [top_ecs]\n      filter:\n        asn_notfound: true\n"), want: map[string]any{
+				"dns.wire_packets.events": 36 + 7, "dns.wire_packets.udp": 5, "dns.wire_packets.ipv4": 1,
+				"dns.wire_packets.ipv6": 4, "dns.wire_packets.queries": 5, "dns.wire_packets.replies": 0,
+				"dns.wire_packets.filtered": 31 + 7, "dns.wire_packets.query_ecs": 5, "dns.cardinality.qname": 2,
+				"dns.top_query_ecs.0.name": "2001:470:1f0b:1600::", "dns.top_query_ecs.0.estimate": 5,
+				"dns.top_asn_ecs.0.name": "Unknown", "dns.top_asn_ecs.0.estimate": 5}},
 		{name: "config ttl", file: "dns_udp_tcp_random.pcap", host: hostNet,
 			yaml: "handlers:\n  window_config:\n    xact_ttl_secs: 2\n  modules:\n    dns:\n      type: dns\n", want: map[string]any{
 				"dns.xact.counts.total": 2921}},
