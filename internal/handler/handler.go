@@ -79,8 +79,10 @@ func (ev *DNSEvent) Reset() {
 // Handler is one handler instance on one worker.
 type Handler interface {
 	Wants() Wants
-	Packet(ev *PacketEvent)
-	DNS(ev *DNSEvent)
+	// Packet and DNS consume an event and report whether it passed the handler's filters: in
+	// a chain (a `modules` sequence) only what passes goes on to the next module.
+	Packet(ev *PacketEvent) bool
+	DNS(ev *DNSEvent) bool
 	// TCPReassemblyErrors reports n new reassembly errors (segments or messages the stream
 	// tracker had to give up on).
 	TCPReassemblyErrors(n uint64)
@@ -123,7 +125,7 @@ type ShiftHook interface {
 // Nop implements the Handler methods a handler does not need; embed it.
 type Nop struct{}
 
-func (Nop) Packet(*PacketEvent)        {}
-func (Nop) DNS(*DNSEvent)              {}
+func (Nop) Packet(*PacketEvent) bool   { return true }
+func (Nop) DNS(*DNSEvent) bool         { return true }
 func (Nop) TCPReassemblyErrors(uint64) {}
 func (Nop) Drops(uint64, uint64)       {}

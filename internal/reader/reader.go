@@ -43,6 +43,9 @@ type Options struct {
 	Workers       int    // 0 = number of CPUs
 	ConfigFile    string // optional YAML with a `handlers:` section
 	ConfigYAML    []byte // same, inline (tests)
+	// ByModule keys the output by module name, each holding its handler's object under its
+	// schema key (the agent's per-policy shape): needed when two modules share a handler type.
+	ByModule bool
 }
 
 // Module is one handler of the reader's policy.
@@ -89,7 +92,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Workers <= 0 {
 		o.Workers = runtime.NumCPU()
 	}
-	modules, window, err := loadModules(o)
+	modules, chained, window, err := loadModules(o)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +109,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("module %s: %w", m.Name, err)
 		}
-		if prev, dup := seen[sp.Schema()]; dup {
+		if prev, dup := seen[sp.Schema()]; dup && !o.ByModule {
 			return nil, fmt.Errorf("modules %s and %s both produce %q: the reader prints one object per handler type", prev, m.Name, sp.Schema())
 		}
 		seen[sp.Schema()] = m.Name
@@ -145,7 +148,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		cfg.BPF = o.BPF
 	}
 
-	st := stream.New(cfg, specs)
+	st := stream.NewGroups(cfg, []stream.Group{{Specs: specs, Chained: chained}})
 	res := &Result{}
 	if err := st.Run(ctx, src); err != nil {
 		if !errors.Is(err, capture.ErrTruncated) {
@@ -172,7 +175,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("render %s: %w", sp.Schema(), err)
 		}
 		sink.Root["period"] = rp.JSON()
-		body[sp.Schema()] = sink.Root
+		if o.ByModule {
+			body[modules[i].Name] = map[string]any{sp.Schema(): sink.Root}
+		} else {
+			body[sp.Schema()] = sink.Root
+		}
 	}
 	res.Output = map[string]any{key: body}
 	return res, nil
@@ -185,32 +192,34 @@ func groupsOff(sp handler.Spec) bool {
 	return ok && g.AllGroupsDisabled()
 }
 
-// loadModules returns the reader's modules and the window configuration merged into each.
-func loadModules(o Options) ([]Module, config.Map, error) {
+// loadModules returns the reader's modules, whether they form a chain, and the window
+// configuration merged into each.
+func loadModules(o Options) ([]Module, bool, config.Map, error) {
 	window := config.Map{"num_periods": uint64(o.Periods), "deep_sample_rate": uint64(o.MaxDeepSample)}
 	data := o.ConfigYAML
 	if o.ConfigFile != "" {
 		var err error
 		if data, err = os.ReadFile(o.ConfigFile); err != nil {
-			return nil, nil, fmt.Errorf("config: %w", err)
+			return nil, false, nil, fmt.Errorf("config: %w", err)
 		}
 	}
 	if len(data) == 0 {
-		return DefaultModules(), window, nil
+		return DefaultModules(), false, window, nil
 	}
 	return parseHandlers(data, window)
 }
 
-// parseHandlers reads a policy's `handlers:` section: window_config and modules (a map).
-func parseHandlers(data []byte, window config.Map) ([]Module, config.Map, error) {
+// parseHandlers reads a policy's `handlers:` section: window_config and modules, a map
+// (side by side) or a sequence (a chain).
+func parseHandlers(data []byte, window config.Map) ([]Module, bool, config.Map, error) {
 	var doc struct {
 		Handlers yaml.Node `yaml:"handlers"`
 	}
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, fmt.Errorf("config: %w", err)
+		return nil, false, nil, fmt.Errorf("config: %w", err)
 	}
 	if doc.Handlers.Kind != yaml.MappingNode {
-		return nil, nil, fmt.Errorf("missing or invalid handler configuration at key 'handlers'")
+		return nil, false, nil, fmt.Errorf("missing or invalid handler configuration at key 'handlers'")
 	}
 	var modulesNode *yaml.Node
 	for i := 0; i+1 < len(doc.Handlers.Content); i += 2 {
@@ -219,29 +228,49 @@ func parseHandlers(data []byte, window config.Map) ([]Module, config.Map, error)
 		case "window_config":
 			w, err := config.FromNode(v)
 			if err != nil {
-				return nil, nil, fmt.Errorf("window_config: %w", err)
+				return nil, false, nil, fmt.Errorf("window_config: %w", err)
 			}
 			// Present: used verbatim, as in the reference (missing keys take defaults).
 			window = w
 		case "modules":
 			modulesNode = v
 		default:
-			return nil, nil, fmt.Errorf("handlers: unknown key %q", k)
+			return nil, false, nil, fmt.Errorf("handlers: unknown key %q", k)
 		}
 	}
-	if modulesNode == nil || modulesNode.Kind != yaml.MappingNode {
-		return nil, nil, fmt.Errorf("missing or invalid handler modules at key 'modules'")
+	if modulesNode == nil {
+		return nil, false, nil, fmt.Errorf("missing or invalid handler modules at key 'modules'")
 	}
 	var mods []Module
-	for i := 0; i+1 < len(modulesNode.Content); i += 2 {
-		name, body := modulesNode.Content[i].Value, modulesNode.Content[i+1]
-		m, err := parseModule(name, body)
-		if err != nil {
-			return nil, nil, err
+	switch modulesNode.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(modulesNode.Content); i += 2 {
+			m, err := parseModule(modulesNode.Content[i].Value, modulesNode.Content[i+1])
+			if err != nil {
+				return nil, false, nil, err
+			}
+			mods = append(mods, m)
 		}
-		mods = append(mods, m)
+		return mods, false, window, nil
+	case yaml.SequenceNode:
+		// Items are `- name: {type: dns, ...}` or `- name:` with the keys beside it.
+		for _, item := range modulesNode.Content {
+			if item.Kind != yaml.MappingNode || len(item.Content) < 2 {
+				return nil, false, nil, fmt.Errorf("stream handler configuration is not a map")
+			}
+			name, body := item.Content[0].Value, item.Content[1]
+			if body.Kind != yaml.MappingNode {
+				body = &yaml.Node{Kind: yaml.MappingNode, Content: item.Content[2:]}
+			}
+			m, err := parseModule(name, body)
+			if err != nil {
+				return nil, false, nil, err
+			}
+			mods = append(mods, m)
+		}
+		return mods, true, window, nil
 	}
-	return mods, window, nil
+	return nil, false, nil, fmt.Errorf("missing or invalid handler modules at key 'modules'")
 }
 
 func parseModule(name string, n *yaml.Node) (Module, error) {

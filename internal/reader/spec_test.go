@@ -1,9 +1,14 @@
 package reader
 
 import (
+	"encoding/binary"
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/pktvisor-go/pktvisor/internal/capture"
+	"github.com/pktvisor-go/pktvisor/internal/decode"
+	"github.com/pktvisor-go/pktvisor/internal/sketch"
 )
 
 // These tests are the rows of the reference's acceptance oracle (spec §6.1, §6.4, §6.9) that
@@ -290,7 +295,7 @@ func TestSpecDNSV1(t *testing.T) {
 				"dns.wire_packets.queries": 22, "dns.wire_packets.replies": 14 + 7, "dns.wire_packets.filtered": 0,
 				"dns.wire_packets.query_ecs": 5, "dns.cardinality.qname": 9,
 				"dns.top_query_ecs.0.name": "2001:470:1f0b:1600::", "dns.top_query_ecs.0.estimate": 5,
-				"dns.top_query_ecs.1": absent,
+				"dns.top_query_ecs.1":       absent,
 				"dns.top_geoLoc_ecs.0.name": "Unknown", "dns.top_geoLoc_ecs.0.estimate": 5,
 				"dns.top_asn_ecs.0.name": "Unknown", "dns.top_asn_ecs.0.estimate": 5}},
 		{name: "ECS geoloc not found", file: "ecs.pcap", host: hostNet, geo: true,
@@ -315,3 +320,76 @@ func TestSpecDNSV1(t *testing.T) {
 }
 
 func itoa(i int) string { return string(rune('0' + i)) }
+
+// §6.1 rows with chained modules (a `modules` sequence): each module sees only what the previous
+// one let through.
+func TestSpecChains(t *testing.T) {
+	cases := []struct {
+		name, file, host, yaml string
+		geo                    bool
+		want                   map[string]any
+	}{
+		{name: "dns only_qname_suffix then net", file: "dns_udp_mixed_rcode.pcap", host: hostNet,
+			yaml: "handlers:\n  modules:\n    - dns:\n        type: dns\n        filter:\n          only_qname_suffix: [google.com]\n    - net:\n        type: net\n",
+			want: map[string]any{
+				"dns.dns.wire_packets.udp": 10, "dns.dns.wire_packets.ipv4": 10,
+				"net.packets.events": 10, "net.packets.tcp": 0, "net.packets.udp": 10, "net.packets.ipv4": 10,
+				"net.packets.cardinality.dst_ips_out": 3, "net.packets.cardinality.src_ips_in": 5,
+				"net.packets.top_ipv4.0.name": "216.239.38.10", "net.packets.top_ipv4.0.estimate": 4}},
+		{name: "net geoloc_notfound then dns", file: "dns_udp_mixed_rcode.pcap", host: hostNet, geo: true,
+			yaml: "handlers:\n  modules:\n    - net:\n        type: net\n        filter:\n          geoloc_notfound: true\n    - dns:\n        type: dns\n",
+			want: map[string]any{
+				"net.packets.events": 24, "net.packets.tcp": 0, "net.packets.udp": 24, "net.packets.ipv4": 24,
+				"dns.dns.wire_packets.udp": 24, "dns.dns.wire_packets.ipv4": 24}},
+		// The reference's net counted 2310 events here: 2100 packets plus 210 TCP
+		// connection-end notifications that it treated as (filtered) packet events. Ours
+		// counts packets only.
+		{name: "TCP net geo then dns then net then dns", file: "dns_ipv4_tcp.pcap", host: "127.0.0.0/24", geo: true,
+			yaml: "handlers:\n  modules:\n    - net:\n        type: net\n        filter:\n          geoloc_notfound: true\n" +
+				"    - dns:\n        type: dns\n    - net2:\n        type: net\n    - dns2:\n        type: dns\n",
+			want: map[string]any{
+				"net.packets.events": 2100, "net.packets.tcp": 2100, "net.packets.ipv4": 2100,
+				"dns.dns.wire_packets.tcp": 420, "dns.dns.wire_packets.ipv4": 420,
+				"net2.packets.tcp": 420, "net2.packets.ipv4": 420,
+				"dns2.dns.wire_packets.tcp": 420, "dns2.dns.wire_packets.ipv4": 420}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Options{File: fixture(t, tc.file), Periods: 1, HostSpec: tc.host, ConfigYAML: []byte(tc.yaml),
+				Workers: 2, ByModule: true}
+			if tc.geo {
+				o.GeoCity, o.GeoASN = fixture(t, geoCity), fixture(t, geoASN)
+			}
+			check(t, summarize(t, o)["1m"], tc.want)
+		})
+	}
+}
+
+// §6.10 "Top K Src Ports": a frequent-items sketch of capacity 6 (lg_max_map_size 3) over the
+// UDP source ports of dns_ipv4_udp.pcap lists 5 items, port 53000 first with 70.
+func TestSpecTopKSrcPorts(t *testing.T) {
+	r, err := capture.OpenFile(fixture(t, "dns_ipv4_udp.pcap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	top := sketch.NewTopN(6)
+	var dec decode.Decoder
+	var p decode.Packet
+	var key [2]byte
+	for {
+		data, info, err := r.Next()
+		if err != nil {
+			break
+		}
+		if dec.Decode(info.Link, data, &p) != nil || p.L4 != decode.L4UDP {
+			continue
+		}
+		binary.BigEndian.PutUint16(key[:], p.SrcPort)
+		top.Update(key[:], sketch.Hash(key[:]), 1)
+	}
+	items := top.Items(-1, nil)
+	if len(items) != 5 || binary.BigEndian.Uint16([]byte(items[0].Key)) != 53000 || items[0].Estimate != 70 {
+		t.Errorf("items %+v: want 5, the first port 53000 with 70", items)
+	}
+}

@@ -90,20 +90,45 @@ type Stream struct {
 	barrier sync.WaitGroup
 }
 
-// New builds the handler instances of every worker.
+// Group is a set of handlers attached to the stream together (a policy's modules): side by
+// side when Chained is false (a `modules` map), or as a chain when true (a `modules` sequence:
+// each module sees only what the previous one let through).
+type Group struct {
+	Specs   []handler.Spec
+	Chained bool
+}
+
+// New builds the instances of independent handlers on every worker.
 func New(cfg Config, specs []handler.Spec) *Stream {
+	return NewGroups(cfg, []Group{{Specs: specs}})
+}
+
+// NewGroups builds the instances of every group's handlers on every worker. Specs are numbered
+// in group order for Instances and Render.
+func NewGroups(cfg Config, groups []Group) *Stream {
 	cfg.Workers = max(cfg.Workers, 1)
+	var specs []handler.Spec
+	for _, g := range groups {
+		specs = append(specs, g.Specs...)
+	}
 	s := &Stream{cfg: cfg, specs: specs, rng: metrics.NewJSF32(1), defrag: decode.NewDefragmenter(cfg.Defrag)}
 	s.instances = make([][]handler.Handler, len(specs))
 	for wi := range cfg.Workers {
 		env := &handler.Env{Worker: wi, Geo: geo.NewLookup(cfg.City, cfg.ASN, cfg.GeoCacheSize)}
-		var hs []handler.Handler
-		for si, sp := range specs {
-			h := sp.NewInstance(env)
-			s.instances[si] = append(s.instances[si], h)
-			hs = append(hs, h)
+		w := newWorker(wi, cfg.TCP)
+		si := 0
+		for _, g := range groups {
+			var hs []handler.Handler
+			for _, sp := range g.Specs {
+				h := sp.NewInstance(env)
+				s.instances[si] = append(s.instances[si], h)
+				hs = append(hs, h)
+				si++
+			}
+			w.attach(hs, g.Chained)
 		}
-		s.workers = append(s.workers, newWorker(wi, hs, cfg.TCP))
+		w.ready(cfg.TCP)
+		s.workers = append(s.workers, w)
 	}
 	for _, sp := range specs {
 		if sp.Window().NumPeriods > 1 {

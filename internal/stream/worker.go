@@ -29,6 +29,17 @@ type record struct {
 	netOnly, dnsOnly bool
 }
 
+// chain is a `modules` sequence on one worker: a module sees only what the previous one let
+// through. Leading packet modules (net) see packets; once a module that consumes DNS messages
+// is reached, the packet's DNS messages flow on, and a packet module after a DNS module sees
+// the packet that carried (or, over TCP, completed) each message that passed.
+type chain struct {
+	stages []handler.Handler
+	isDNS  []bool
+	lead   int  // leading packet stages
+	passed bool // the current packet passed the leading stages
+}
+
 // worker owns one shard of the traffic: its handler instances and its TCP stream tracker.
 type worker struct {
 	id        int
@@ -36,6 +47,7 @@ type worker struct {
 	packetHs  []handler.Handler
 	dnsHs     []handler.Handler
 	inputHs   []handler.Handler
+	chains    []*chain
 	tcp       *tcpflow.Reassembler
 	msg       dnswire.Message
 	ev        handler.PacketEvent
@@ -51,37 +63,88 @@ type WorkerStats struct {
 	DNSMalformed uint64 // DNS-port payloads too short for a DNS header
 }
 
-func newWorker(id int, hs []handler.Handler, tcpCfg tcpflow.Config) *worker {
-	w := &worker{id: id, all: hs}
+func newWorker(id int, tcpCfg tcpflow.Config) *worker {
+	w := &worker{id: id}
+	w.dev.Msg = &w.msg
+	return w
+}
+
+// attach adds a group of handler instances, side by side or chained. Input-level handlers
+// (pcap) are never part of a chain: they observe the input itself.
+func (w *worker) attach(hs []handler.Handler, chained bool) {
+	w.all = append(w.all, hs...)
+	c := &chain{}
 	for _, h := range hs {
 		wants := h.Wants()
+		if wants&handler.WantInput != 0 {
+			w.inputHs = append(w.inputHs, h)
+		}
+		if chained && wants&(handler.WantPackets|handler.WantDNS) != 0 {
+			isDNS := wants&handler.WantDNS != 0
+			if !isDNS && len(c.stages) == c.lead {
+				c.lead++
+			}
+			c.stages = append(c.stages, h)
+			c.isDNS = append(c.isDNS, isDNS)
+			continue
+		}
 		if wants&handler.WantPackets != 0 {
 			w.packetHs = append(w.packetHs, h)
 		}
 		if wants&handler.WantDNS != 0 {
 			w.dnsHs = append(w.dnsHs, h)
 		}
-		if wants&handler.WantInput != 0 {
-			w.inputHs = append(w.inputHs, h)
-		}
 	}
-	w.dev.Msg = &w.msg
-	if len(w.dnsHs) > 0 {
+	if len(c.stages) > 0 {
+		w.chains = append(w.chains, c)
+	}
+}
+
+// ready finishes the setup once every group is attached.
+func (w *worker) ready(tcpCfg tcpflow.Config) {
+	if w.wantsDNS() {
 		w.tcp = tcpflow.New(tcpCfg, w.tcpMessage)
 	}
-	return w
+}
+
+// wantsDNS reports whether any handler consumes DNS messages (else DNS is never parsed).
+func (w *worker) wantsDNS() bool {
+	if len(w.dnsHs) > 0 {
+		return true
+	}
+	for _, c := range w.chains {
+		if c.lead < len(c.stages) {
+			return true
+		}
+	}
+	return false
 }
 
 // process runs one record through the handlers. It is the hot path of a worker.
 func (w *worker) process(r *record) {
 	p := &r.pkt
-	if !r.dnsOnly && len(w.packetHs) > 0 {
+	if !r.dnsOnly {
 		w.ev = handler.PacketEvent{Pkt: p, Dir: r.dir, FlowHash: r.flowHash, Rand: r.rnd}
 		for _, h := range w.packetHs {
 			h.Packet(&w.ev)
 		}
+		for _, c := range w.chains {
+			c.passed = true
+			for i := range c.lead {
+				if !c.stages[i].Packet(&w.ev) {
+					c.passed = false
+					break
+				}
+			}
+		}
+	} else {
+		// A reassembled datagram is not a frame: the leading packet stages counted its
+		// fragments (which may have gone to other workers), so its DNS content goes on.
+		for _, c := range w.chains {
+			c.passed = true
+		}
 	}
-	if r.netOnly || len(w.dnsHs) == 0 {
+	if r.netOnly || w.tcp == nil {
 		return
 	}
 	var port uint16
@@ -135,6 +198,27 @@ func (w *worker) dnsMessage(r *record, payload []byte, p *decode.Packet, tr hand
 	w.dev.QuestionOK = err == nil && w.msg.HasQuestion
 	for _, h := range w.dnsHs {
 		h.DNS(&w.dev)
+	}
+	for _, c := range w.chains {
+		if c.passed {
+			w.runChain(c, r, p)
+		}
+	}
+}
+
+// runChain passes one DNS message through a chain from its first DNS stage on.
+func (w *worker) runChain(c *chain, r *record, p *decode.Packet) {
+	for i := c.lead; i < len(c.stages); i++ {
+		if c.isDNS[i] {
+			if !c.stages[i].DNS(&w.dev) {
+				return
+			}
+			continue
+		}
+		w.ev = handler.PacketEvent{Pkt: p, Dir: r.dir, FlowHash: r.flowHash, Rand: r.rnd}
+		if !c.stages[i].Packet(&w.ev) {
+			return
+		}
 	}
 }
 

@@ -109,15 +109,15 @@ func (s *Spec) NewInstance(env *handler.Env) handler.Handler {
 	}
 }
 
-func (h *Instance) Wants() handler.Wants        { return handler.WantDNS }
-func (h *Instance) Packet(*handler.PacketEvent) {}
-func (h *Instance) TCPReassemblyErrors(uint64)  {}
-func (h *Instance) Drops(uint64, uint64)        {}
-func (h *Instance) Start(tsNs int64)            { h.ring.SetStart(tsNs) }
-func (h *Instance) End(tsNs int64)              { h.closeRates(); h.ring.Close(tsNs) }
-func (h *Instance) Shift(tsNs int64)            { h.closeRates(); h.ring.Shift(tsNs) }
-func (h *Instance) OpenTransactions() int       { return h.xacts.open() }
-func (h *Instance) EvictedTransactions() uint64 { return h.xacts.evicted }
+func (h *Instance) Wants() handler.Wants             { return handler.WantDNS }
+func (h *Instance) Packet(*handler.PacketEvent) bool { return true }
+func (h *Instance) TCPReassemblyErrors(uint64)       {}
+func (h *Instance) Drops(uint64, uint64)             {}
+func (h *Instance) Start(tsNs int64)                 { h.ring.SetStart(tsNs) }
+func (h *Instance) End(tsNs int64)                   { h.closeRates(); h.ring.Close(tsNs) }
+func (h *Instance) Shift(tsNs int64)                 { h.closeRates(); h.ring.Shift(tsNs) }
+func (h *Instance) OpenTransactions() int            { return h.xacts.open() }
+func (h *Instance) EvictedTransactions() uint64      { return h.xacts.evicted }
 func (h *Instance) closeRates() {
 	b := h.ring.Live()
 	b.ratesTotal.Flush()
@@ -225,11 +225,11 @@ func ecsAddrLen(m *dnswire.Message) int {
 }
 
 // DNS implements handler.Handler: the hot path.
-func (h *Instance) DNS(ev *handler.DNSEvent) {
+func (h *Instance) DNS(ev *handler.DNSEvent) bool {
 	s := h.spec
 	m := ev.Msg
 	if ev.Transport == handler.TransportUDP && (len(s.onlyRcode) > 0 || len(s.onlyQname) > 0) && h.predicateMiss(ev) {
-		return
+		return false
 	}
 	if s.needScan {
 		_ = ev.Records() // a record section that does not parse leaves what was found before it
@@ -255,7 +255,7 @@ func (h *Instance) DNS(ev *handler.DNSEvent) {
 		var out bool
 		if out, suffix = h.filtered(ev); out {
 			b.filtered++
-			return
+			return false
 		}
 	}
 	b.total++
@@ -303,7 +303,7 @@ func (h *Instance) DNS(ev *handler.DNSEvent) {
 		h.transaction(ev, b, deep, qhash)
 	}
 	if !deep {
-		return
+		return true
 	}
 	if m.QR {
 		h.key = binary.BigEndian.AppendUint16(h.key[:0], uint16(m.Rcode))
@@ -317,21 +317,21 @@ func (h *Instance) DNS(ev *handler.DNSEvent) {
 		h.ecs(m, b, g)
 	}
 	if !ev.QuestionOK {
-		return
+		return true
 	}
 	h.key = binary.BigEndian.AppendUint16(h.key[:0], m.QType)
 	b.topQtype.Update(h.key, sketch.Hash(h.key), 1)
 
 	name := m.QName()
 	if len(name) == 0 {
-		return // the root name: no cardinality, no aggregation (as the reference)
+		return true // the root name: no cardinality, no aggregation (as the reference)
 	}
 	nameHash := sketch.Hash(name)
 	if g&grpCardinality != 0 {
 		b.qnameCard.InsertHash(nameHash)
 	}
 	if g&grpTopQnames == 0 {
-		return
+		return true
 	}
 	if suffix == 0 && s.publicSuffixList {
 		suffix = dnswire.PublicSuffixSize(name)
@@ -342,7 +342,7 @@ func (h *Instance) DNS(ev *handler.DNSEvent) {
 		b.topQname3.Update(q3, sketch.Hash(q3), 1)
 	}
 	if !m.QR {
-		return
+		return true
 	}
 	switch m.Rcode {
 	case rcodeNXDomain:
@@ -362,6 +362,7 @@ func (h *Instance) DNS(ev *handler.DNSEvent) {
 	if g&grpTopQnamesDetails != 0 {
 		b.topRespBytes.Update(name, nameHash, uint64(m.Size))
 	}
+	return true
 }
 
 // ecs counts a query's client subnet and the subnet's location and ASN.

@@ -159,7 +159,7 @@ func (s *Spec) NewInstance(env *handler.Env) handler.Handler {
 }
 
 func (h *Instance) Wants() handler.Wants       { return handler.WantPackets }
-func (h *Instance) DNS(*handler.DNSEvent)      {}
+func (h *Instance) DNS(*handler.DNSEvent) bool { return true }
 func (h *Instance) TCPReassemblyErrors(uint64) {}
 func (h *Instance) Drops(uint64, uint64)       {}
 func (h *Instance) Start(tsNs int64)           { h.ring.SetStart(tsNs) }
@@ -222,7 +222,7 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 }
 
 // Packet implements handler.Handler: the hot path.
-func (h *Instance) Packet(ev *handler.PacketEvent) {
+func (h *Instance) Packet(ev *handler.PacketEvent) bool {
 	s := h.spec
 	g := s.common.Groups
 	b := h.ring.Live()
@@ -237,7 +237,7 @@ func (h *Instance) Packet(ev *handler.PacketEvent) {
 	b.ppsEvents.Add(sec, 1)
 	if s.filtering && h.filtered(p, ev.Dir) {
 		b.filtered++
-		return
+		return false
 	}
 	size := uint64(p.CapLen)
 	b.total++
@@ -281,11 +281,11 @@ func (h *Instance) Packet(ev *handler.PacketEvent) {
 		}
 	}
 	if !deep {
-		return
+		return true
 	}
 	addr := remote(p, ev.Dir)
 	if addr == nil {
-		return
+		return true
 	}
 	hash := sketch.Hash(addr)
 	if g&grpCardinality != 0 {
@@ -313,4 +313,5 @@ func (h *Instance) Packet(ev *handler.PacketEvent) {
 			b.topASN.Update(k, sketch.Hash(k), 1)
 		}
 	}
+	return true
 }
