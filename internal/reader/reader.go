@@ -107,6 +107,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		cfg["recorded_stream"] = true
 		sp, err := f(cfg)
 		if err != nil {
+			if o.ConfigFile != "" {
+				return nil, fmt.Errorf("config %s: module %s: %w", o.ConfigFile, m.Name, err)
+			}
 			return nil, fmt.Errorf("module %s: %w", m.Name, err)
 		}
 		if prev, dup := seen[sp.Schema()]; dup && !o.ByModule {
@@ -206,7 +209,11 @@ func loadModules(o Options) ([]Module, bool, config.Map, error) {
 	if len(data) == 0 {
 		return DefaultModules(), false, window, nil
 	}
-	return parseHandlers(data, window)
+	mods, chained, window, err := parseHandlers(data, window)
+	if err != nil && o.ConfigFile != "" {
+		err = fmt.Errorf("config %s: %w", o.ConfigFile, err)
+	}
+	return mods, chained, window, err
 }
 
 // parseHandlers reads a policy's `handlers:` section: window_config and modules, a map
@@ -216,7 +223,7 @@ func parseHandlers(data []byte, window config.Map) ([]Module, bool, config.Map, 
 		Handlers yaml.Node `yaml:"handlers"`
 	}
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, false, nil, fmt.Errorf("config: %w", err)
+		return nil, false, nil, fmt.Errorf("invalid YAML: %w", err)
 	}
 	if doc.Handlers.Kind != yaml.MappingNode {
 		return nil, false, nil, fmt.Errorf("missing or invalid handler configuration at key 'handlers'")

@@ -46,7 +46,7 @@
 //     purge, so neither known keys nor floods of new keys allocate.
 //   - Quantiles stores up to 200 values exactly (the reference's KLL k=200
 //     is exact there, and small buckets are common), then moves them into a
-//     DDSketch (github.com/DataDog/sketches-go; logarithmic mapping with 1 %
+//     DDSketch (github.com/DataDog/sketches-go; cubically interpolated mapping with 1 %
 //     relative accuracy, collapsing-lowest dense store of 2048 bins for
 //     bounded memory): a relative-error guarantee, merges that are sums of
 //     bin counts (so split-independent), and bins that map onto exponential

@@ -32,8 +32,8 @@ const (
 // immutable, and a single value guarantees that all sketches merge.
 var ddMapping = mustMapping()
 
-func mustMapping() *mapping.LogarithmicMapping {
-	m, err := mapping.NewLogarithmicMapping(QuantilesRelativeAccuracy)
+func mustMapping() *mapping.CubicallyInterpolatedMapping {
+	m, err := mapping.NewCubicallyInterpolatedMapping(QuantilesRelativeAccuracy)
 	if err != nil {
 		panic(err) // constant argument: cannot happen
 	}
@@ -320,7 +320,7 @@ func (q *Quantiles) MarshalBinary() ([]byte, error) { return q.AppendBinary(nil)
 //
 // n and len are unsigned varints, floats are IEEE-754 little-endian, dd is
 // the DDSketch binary encoding (sketches-go Encode, index mapping omitted:
-// it is fixed, logarithmic with 1 % relative accuracy, for format version 1).
+// it is fixed, cubically interpolated with 1 % relative accuracy, for format version 1).
 func (q *Quantiles) AppendBinary(dst []byte) ([]byte, error) {
 	dst = append(dst, tagQuantiles, encVersion1)
 	switch {

@@ -295,9 +295,11 @@ func (h *Instance) DNS(ev *handler.DNSEvent) bool {
 		}
 	}
 
-	var qhash uint64
+	// The name is hashed once and serves the transaction check, the cardinality and the tops.
+	var nameHash, qhash uint64
 	if ev.QuestionOK {
-		qhash = sketch.Hash(m.QName()) ^ uint64(m.QType)<<48 | 1
+		nameHash = sketch.Hash(m.QName())
+		qhash = nameHash ^ uint64(m.QType)<<48 | 1
 	}
 	if g&grpXact != 0 {
 		h.transaction(ev, b, deep, qhash)
@@ -326,7 +328,6 @@ func (h *Instance) DNS(ev *handler.DNSEvent) bool {
 	if len(name) == 0 {
 		return true // the root name: no cardinality, no aggregation (as the reference)
 	}
-	nameHash := sketch.Hash(name)
 	if g&grpCardinality != 0 {
 		b.qnameCard.InsertHash(nameHash)
 	}
