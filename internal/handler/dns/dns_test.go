@@ -193,3 +193,76 @@ func TestDeepSampling(t *testing.T) {
 		t.Errorf("top_qtype estimate %v, want %d (deep only)", top["estimate"], deep)
 	}
 }
+
+// The transaction table against a plain map model, on random operations: same answers, same
+// timeouts, same evictions.
+func TestXactTableModel(t *testing.T) {
+	type val struct {
+		ts    int64
+		qhash uint64
+	}
+	for seed := range 20 {
+		rng := metrics.NewJSF32(uint32(seed + 1))
+		const max = 256
+		tbl := newXactTable(max)
+		model := map[xactKey]val{}
+		var order []xactKey // arrival order of model entries (with replacements moved to the end)
+		var timedOut, mTimedOut uint64
+		ts := int64(0)
+		for range 20000 {
+			ts += int64(rng.Next() % 3)
+			k := xactKey{flow: uint64(rng.Next() % 64), id: uint16(rng.Next() % 8)}
+			switch op := rng.Next() % 10; {
+			case op < 5:
+				qh := uint64(rng.Next()%3) + 1
+				if _, ok := model[k]; ok {
+					for i, o := range order {
+						if o == k {
+							order = append(order[:i:i], order[i+1:]...)
+							break
+						}
+					}
+				}
+				tbl.start(k, ts, qh, 40)
+				model[k] = val{ts, qh}
+				order = append(order, k)
+			case op < 9:
+				qh := uint64(rng.Next()%3) + 1
+				got, ok := tbl.end(k, qh)
+				mv, mok := model[k]
+				if mok && mv.qhash != qh {
+					mok = false
+				}
+				if ok != mok || (ok && got.ts != mv.ts) {
+					t.Fatalf("seed %d: end(%v) = %v %v, model %v %v", seed, k, got, ok, mv, mok)
+				}
+				if mok {
+					delete(model, k)
+					for i, o := range order {
+						if o == k {
+							order = append(order[:i:i], order[i+1:]...)
+							break
+						}
+					}
+				}
+			default:
+				deadline := ts - 50
+				timedOut += tbl.expire(deadline)
+				for len(order) > 0 && model[order[0]].ts <= deadline {
+					delete(model, order[0])
+					order = order[1:]
+					mTimedOut++
+				}
+			}
+			if tbl.evicted != 0 {
+				t.Fatalf("seed %d: unexpected eviction (the model has none)", seed)
+			}
+			if tbl.open() != len(model) {
+				t.Fatalf("seed %d: open %d, model %d", seed, tbl.open(), len(model))
+			}
+		}
+		if timedOut != mTimedOut {
+			t.Errorf("seed %d: timed out %d, model %d", seed, timedOut, mTimedOut)
+		}
+	}
+}
