@@ -114,10 +114,19 @@ func (h *Instance) Packet(*handler.PacketEvent) bool { return true }
 func (h *Instance) TCPReassemblyErrors(uint64)       {}
 func (h *Instance) Drops(uint64, uint64)             {}
 func (h *Instance) Start(tsNs int64)                 { h.ring.SetStart(tsNs) }
-func (h *Instance) End(tsNs int64)                   { h.closeRates(); h.ring.Close(tsNs) }
-func (h *Instance) Shift(tsNs int64)                 { h.closeRates(); h.ring.Shift(tsNs) }
+func (h *Instance) End(tsNs int64)                   { h.sweepAll(tsNs); h.closeRates(); h.ring.Close(tsNs) }
+func (h *Instance) Shift(tsNs int64)                 { h.sweepAll(tsNs); h.closeRates(); h.ring.Shift(tsNs) }
 func (h *Instance) OpenTransactions() int            { return h.xacts.open() }
 func (h *Instance) EvictedTransactions() uint64      { return h.xacts.evicted }
+
+// sweepAll counts the queries whose TTL elapsed by tsNs in the bucket that is closing, so a
+// timeout lands in the period in which it happened.
+func (h *Instance) sweepAll(tsNs int64) {
+	if n := h.xacts.sweep(tsNs-h.spec.xactTTLNs, 0); n > 0 && h.spec.common.Groups&grpXact != 0 {
+		h.ring.Live().xactTimedOut += n
+	}
+}
+
 func (h *Instance) closeRates() {
 	b := h.ring.Live()
 	b.ratesTotal.Flush()
@@ -241,7 +250,7 @@ func (h *Instance) DNS(ev *handler.DNSEvent) bool {
 	deep := handler.Deep(s.common.Window.DeepSampleRate, ev.Rand)
 
 	// Transactions time out on event time, whatever happens to this message.
-	if n := h.xacts.expire(p.TS - s.xactTTLNs); n > 0 && g&grpXact != 0 {
+	if n := h.xacts.sweep(p.TS-s.xactTTLNs, sweepStep); n > 0 && g&grpXact != 0 {
 		b.xactTimedOut += n
 	}
 
@@ -395,8 +404,12 @@ func (h *Instance) transaction(ev *handler.DNSEvent, b *bucket, deep bool, qhash
 		h.xacts.start(k, ev.Pkt.TS, qhash, m.Size)
 		return
 	}
-	q, ok := h.xacts.end(k, qhash)
-	if !ok {
+	q, res := h.xacts.end(k, qhash, ev.Pkt.TS-h.spec.xactTTLNs)
+	switch res {
+	case endNone:
+		return
+	case endExpired:
+		b.xactTimedOut++
 		return
 	}
 	elapsedUs := float64((ev.Pkt.TS - q.ts) / 1e3)

@@ -98,9 +98,11 @@ func TestTransactions(t *testing.T) {
 	// An unanswered query, expired by later traffic.
 	d.send(8000, 6, 15, "g.example.", mdns.TypeA, false, 0, hostspec.FromHost)
 	d.send(14000, 7, 16, "h.example.", mdns.TypeA, false, 0, hostspec.FromHost)
+	// The end of the input sweeps the table: d and g had timed out by then, h had not.
+	d.inst.End(14000e6)
 
 	j := d.json(metrics.Selection{})
-	want := map[string]float64{"total": 3, "timed_out": 3} // c (late), d (never answered), g (expired)
+	want := map[string]float64{"total": 3, "timed_out": 3} // c (late reply), d and g (never answered)
 	for k, v := range want {
 		if got := get(j, "xact", "counts", k).(float64); got != v {
 			t.Errorf("xact.counts.%s = %v, want %v", k, got, v)
@@ -124,17 +126,17 @@ func TestTransactions(t *testing.T) {
 	}
 }
 
-// The open-transaction table is bounded: a flood of unanswered queries evicts the oldest.
+// The open-transaction table is bounded: a flood of unanswered queries evicts old ones.
 func TestTransactionTableBounded(t *testing.T) {
-	tbl := newXactTable(1024 * 4)
+	tbl := newXactTable(4096)
 	for i := range 100000 {
 		tbl.start(xactKey{flow: uint64(i), id: uint16(i)}, int64(i), 1, 40)
 	}
-	if tbl.open() != 4096 || tbl.evicted != 100000-4096 {
-		t.Errorf("open %d evicted %d", tbl.open(), tbl.evicted)
+	if tbl.open() != 4096 || tbl.evicted != 100000-4096 || len(tbl.slots) > 2*8192 {
+		t.Errorf("open %d evicted %d slots %d", tbl.open(), tbl.evicted, len(tbl.slots))
 	}
-	if n := tbl.expire(100000); n != 4096 || tbl.open() != 0 {
-		t.Errorf("expire: %d, open %d", n, tbl.open())
+	if n := tbl.sweep(100000, 0); n != 4096 || tbl.open() != 0 {
+		t.Errorf("sweep: %d, open %d", n, tbl.open())
 	}
 }
 
@@ -194,75 +196,70 @@ func TestDeepSampling(t *testing.T) {
 	}
 }
 
-// The transaction table against a plain map model, on random operations: same answers, same
-// timeouts, same evictions.
+// The transaction table against a plain map model, on random operations: the same answers,
+// and every query that leaves the table without an answer has timed out (incremental sweeps may
+// find it at any time after its TTL; a full sweep finds all of them).
 func TestXactTableModel(t *testing.T) {
 	type val struct {
 		ts    int64
 		qhash uint64
 	}
-	for seed := range 20 {
+	const ttl = 50
+	for seed := range 30 {
 		rng := metrics.NewJSF32(uint32(seed + 1))
-		const max = 256
-		tbl := newXactTable(max)
+		tbl := newXactTable(1 << 20)
 		model := map[xactKey]val{}
-		var order []xactKey // arrival order of model entries (with replacements moved to the end)
 		var timedOut, mTimedOut uint64
 		ts := int64(0)
-		for range 20000 {
+		for range 30000 {
 			ts += int64(rng.Next() % 3)
+			deadline := ts - ttl
 			k := xactKey{flow: uint64(rng.Next() % 64), id: uint16(rng.Next() % 8)}
 			switch op := rng.Next() % 10; {
 			case op < 5:
 				qh := uint64(rng.Next()%3) + 1
-				if _, ok := model[k]; ok {
-					for i, o := range order {
-						if o == k {
-							order = append(order[:i:i], order[i+1:]...)
-							break
-						}
-					}
-				}
 				tbl.start(k, ts, qh, 40)
 				model[k] = val{ts, qh}
-				order = append(order, k)
 			case op < 9:
 				qh := uint64(rng.Next()%3) + 1
-				got, ok := tbl.end(k, qh)
+				got, res := tbl.end(k, qh, deadline)
 				mv, mok := model[k]
-				if mok && mv.qhash != qh {
-					mok = false
-				}
-				if ok != mok || (ok && got.ts != mv.ts) {
-					t.Fatalf("seed %d: end(%v) = %v %v, model %v %v", seed, k, got, ok, mv, mok)
-				}
-				if mok {
-					delete(model, k)
-					for i, o := range order {
-						if o == k {
-							order = append(order[:i:i], order[i+1:]...)
-							break
-						}
+				want := endNone
+				if mok && mv.qhash == qh {
+					want = endMatched
+					if mv.ts <= deadline {
+						want = endExpired
 					}
+					delete(model, k)
 				}
-			default:
-				deadline := ts - 50
-				timedOut += tbl.expire(deadline)
-				for len(order) > 0 && model[order[0]].ts <= deadline {
-					delete(model, order[0])
-					order = order[1:]
+				if res != want || (res == endMatched && got.ts != mv.ts) {
+					t.Fatalf("seed %d: end(%v) = %v %v, model %v %v", seed, k, got, res, mv, want)
+				}
+				if res == endExpired {
+					timedOut++
 					mTimedOut++
 				}
+			case op < 10 && rng.Next()%4 == 0:
+				timedOut += tbl.sweep(deadline, 0)
+			default:
+				timedOut += tbl.sweep(deadline, 4)
 			}
-			if tbl.evicted != 0 {
-				t.Fatalf("seed %d: unexpected eviction (the model has none)", seed)
+			// Whatever left the table silently must have expired.
+			for mk, mv := range model {
+				if tbl.find(mk) < 0 {
+					if mv.ts > deadline {
+						t.Fatalf("seed %d: %v (ts %d) removed before its deadline %d", seed, mk, mv.ts, deadline)
+					}
+					delete(model, mk)
+					mTimedOut++
+				}
 			}
 			if tbl.open() != len(model) {
 				t.Fatalf("seed %d: open %d, model %d", seed, tbl.open(), len(model))
 			}
 		}
-		if timedOut != mTimedOut {
-			t.Errorf("seed %d: timed out %d, model %d", seed, timedOut, mTimedOut)
+		if timedOut != mTimedOut || tbl.evicted != 0 {
+			t.Errorf("seed %d: timed out %d, model %d, evicted %d", seed, timedOut, mTimedOut, tbl.evicted)
 		}
 	}
 }

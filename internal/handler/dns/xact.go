@@ -1,14 +1,25 @@
 package dns
 
-// Open DNS transactions: a query waits here until its reply, its timeout, or eviction. The
-// table is bounded (an attacker can send queries that are never answered). Queries sit in a
-// ring in arrival order, so expiry pops the oldest in O(1); an open-addressing index (linear
-// probing on a mixed key, backward-shift deletion) finds a query by key. Both grow by doubling
-// up to the bound and are reused, so a steady state allocates nothing, and there is no Go map
-// on the per-message path.
+// Open DNS transactions: a query waits here until its reply, its timeout, or eviction.
+//
+// The table is one open-addressing array (linear probing on a mixed key, backward-shift
+// deletion) holding the queries themselves: one memory access per lookup, no Go map, no
+// allocation once grown. Its size follows the number of open queries (doubling, at most
+// MaxOpenXacts live entries): an attacker sending queries that are never answered fills it up
+// to the bound, after which a new query evicts an old one (counted apart, not as a timeout).
+//
+// Expiry is incremental: every message advances a sweep cursor over a few slots and removes
+// the queries whose TTL has elapsed; a reply that comes after the TTL is a timeout too; and at
+// each period shift and at the end of the input the whole table is swept. So every unanswered
+// query counts once as timed out, in the period in which its TTL elapsed, whatever the number
+// of workers.
 
 // MaxOpenXacts bounds the open transactions of one handler instance (one worker).
 const MaxOpenXacts = 1 << 18
+
+// sweepStep is how many slots each message sweeps: enough to stay ahead of insertions (at
+// most one per message) in a table kept at most half full.
+const sweepStep = 4
 
 type xactKey struct {
 	flow uint64
@@ -21,108 +32,83 @@ type xactVal struct {
 	qsize uint32
 }
 
-type xactEntry struct {
-	key  xactKey
-	hash uint64 // of key, for the index
-	xactVal
-	live bool // false once answered, expired or replaced
+type xslot struct {
+	flow  uint64
+	qhash uint64
+	ts    int64
+	qsize uint32
+	id    uint16
+	used  bool
 }
 
 type xactTable struct {
-	ring    []xactEntry // circular; entry of sequence number s at s & (len-1)
-	head    uint64      // sequence number of the oldest entry
-	n       int         // entries in the ring, live or not
-	slots   []uint64    // index: 0 = empty, else sequence number + 1
+	slots   []xslot // power of two, at most half full
 	live    int
 	max     int
+	cursor  int
 	evicted uint64
 }
 
 func newXactTable(max int) *xactTable {
-	return &xactTable{ring: make([]xactEntry, 1024), slots: make([]uint64, 2048), max: max}
+	return &xactTable{slots: make([]xslot, 1024), max: max}
 }
 
 func (t *xactTable) open() int { return t.live }
 
-func keyHash(k xactKey) uint64 {
-	x := k.flow ^ uint64(k.id)*0x9e3779b97f4a7c15
+func keyHash(flow uint64, id uint16) uint64 {
+	x := flow ^ uint64(id)*0x9e3779b97f4a7c15
 	x ^= x >> 31
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 29
 	return x
 }
 
-func (t *xactTable) entry(seq uint64) *xactEntry { return &t.ring[seq&uint64(len(t.ring)-1)] }
-
-// find returns the index slot holding key, or -1.
-func (t *xactTable) find(k xactKey, h uint64) int {
-	mask := uint64(len(t.slots) - 1)
-	for i := h & mask; ; i = (i + 1) & mask {
-		s := t.slots[i]
-		if s == 0 {
+// find returns the slot holding key, or -1.
+func (t *xactTable) find(k xactKey) int {
+	mask := len(t.slots) - 1
+	for i := int(keyHash(k.flow, k.id)) & mask; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if !s.used {
 			return -1
 		}
-		if e := t.entry(s - 1); e.hash == h && e.key == k {
-			return int(i)
+		if s.flow == k.flow && s.id == k.id {
+			return i
 		}
 	}
 }
 
-func (t *xactTable) insertSlot(h, seq uint64) {
-	mask := uint64(len(t.slots) - 1)
-	i := h & mask
-	for t.slots[i] != 0 {
+func (t *xactTable) insert(s xslot) {
+	mask := len(t.slots) - 1
+	i := int(keyHash(s.flow, s.id)) & mask
+	for t.slots[i].used {
 		i = (i + 1) & mask
 	}
-	t.slots[i] = seq + 1
+	t.slots[i] = s
 }
 
-// deleteSlot empties slot i, shifting back the entries of its probe run.
-func (t *xactTable) deleteSlot(i int) {
+// remove empties slot i, shifting back the entries of its probe run.
+func (t *xactTable) remove(i int) {
 	mask := len(t.slots) - 1
-	for j := (i + 1) & mask; t.slots[j] != 0; j = (j + 1) & mask {
-		home := int(t.entry(t.slots[j]-1).hash) & mask
+	for j := (i + 1) & mask; t.slots[j].used; j = (j + 1) & mask {
+		home := int(keyHash(t.slots[j].flow, t.slots[j].id)) & mask
 		// Move slot j to i unless its home lies cyclically in (i, j].
-		if (i < j && (i < home && home <= j)) || (i > j && (i < home || home <= j)) {
+		if (i < j && i < home && home <= j) || (i > j && (i < home || home <= j)) {
 			continue
 		}
 		t.slots[i] = t.slots[j]
 		i = j
 	}
-	t.slots[i] = 0
-}
-
-// kill ends a live entry: its index slot goes, the ring entry stays until popped.
-func (t *xactTable) kill(e *xactEntry) {
-	if i := t.find(e.key, e.hash); i >= 0 {
-		t.deleteSlot(i)
-	}
-	e.live = false
+	t.slots[i] = xslot{}
 	t.live--
 }
 
-func (t *xactTable) pop() *xactEntry {
-	e := t.entry(t.head)
-	t.head++
-	t.n--
-	return e
-}
-
-// growRing doubles the ring; sequence numbers, and so the index, stay valid.
-func (t *xactTable) growRing() {
-	nr := make([]xactEntry, 2*len(t.ring))
-	for s := t.head; s < t.head+uint64(t.n); s++ {
-		nr[s&uint64(len(nr)-1)] = *t.entry(s)
-	}
-	t.ring = nr
-}
-
-// growSlots doubles the index and re-inserts the live entries.
-func (t *xactTable) growSlots() {
-	t.slots = make([]uint64, 2*len(t.slots))
-	for s := t.head; s < t.head+uint64(t.n); s++ {
-		if e := t.entry(s); e.live {
-			t.insertSlot(e.hash, s)
+func (t *xactTable) grow() {
+	old := t.slots
+	t.slots = make([]xslot, 2*len(old))
+	t.cursor = 0
+	for _, s := range old {
+		if s.used {
+			t.insert(s)
 		}
 	}
 }
@@ -130,65 +116,80 @@ func (t *xactTable) growSlots() {
 // start records a query, replacing an open one with the same key (a retransmitted query
 // restarts its clock, as in the reference).
 func (t *xactTable) start(k xactKey, ts int64, qhash uint64, qsize int) {
-	h := keyHash(k)
-	if i := t.find(k, h); i >= 0 {
-		t.entry(t.slots[i] - 1).live = false
-		t.deleteSlot(i)
-		t.live--
+	s := xslot{flow: k.flow, id: k.id, ts: ts, qhash: qhash, qsize: uint32(qsize), used: true}
+	if i := t.find(k); i >= 0 {
+		t.slots[i] = s
+		return
 	}
-	if t.n == len(t.ring) {
-		if len(t.ring) < t.max {
-			t.growRing()
-		} else {
-			// Full: the oldest entry gives way.
-			if e := t.pop(); e.live {
-				t.kill(e)
-				t.evicted++
-			}
-		}
+	if t.live >= t.max {
+		t.evictOne()
 	}
 	if 2*(t.live+1) > len(t.slots) {
-		t.growSlots()
+		t.grow()
 	}
-	seq := t.head + uint64(t.n)
-	*t.entry(seq) = xactEntry{key: k, hash: h, xactVal: xactVal{ts: ts, qhash: qhash, qsize: uint32(qsize)}, live: true}
-	t.n++
+	t.insert(s)
 	t.live++
-	t.insertSlot(h, seq)
 }
 
-// expire removes the queries started at or before deadline and returns how many were still
-// open (unanswered: timed out).
-func (t *xactTable) expire(deadline int64) uint64 {
+// evictOne drops the next open query after the sweep cursor to make room.
+func (t *xactTable) evictOne() {
+	mask := len(t.slots) - 1
+	for !t.slots[t.cursor].used {
+		t.cursor = (t.cursor + 1) & mask
+	}
+	t.remove(t.cursor)
+	t.evicted++
+}
+
+// sweep moves the cursor over up to n slots (n ≤ 0: the whole table) and removes the queries
+// started at or before deadline, returning how many (they timed out).
+func (t *xactTable) sweep(deadline int64, n int) uint64 {
+	if t.live == 0 {
+		return 0
+	}
+	if n <= 0 || n > len(t.slots) {
+		n = len(t.slots)
+	}
 	var timedOut uint64
-	for t.n > 0 {
-		e := t.entry(t.head)
-		if e.live && e.ts > deadline {
-			break
-		}
-		t.pop()
-		if e.live {
-			t.kill(e)
+	mask := len(t.slots) - 1
+	for n > 0 && t.live > 0 {
+		s := &t.slots[t.cursor]
+		if s.used && s.ts <= deadline {
+			// The backward shift may move another entry into this slot: look at it again.
+			t.remove(t.cursor)
 			timedOut++
+			continue
 		}
+		t.cursor = (t.cursor + 1) & mask
+		n--
 	}
 	return timedOut
 }
 
+// endResult says what became of a reply.
+type endResult uint8
+
+const (
+	endNone    endResult = iota // no open query with that key (and question)
+	endMatched                  // the reply answers an open query in time
+	endExpired                  // it answers a query whose TTL had elapsed: a timeout
+)
+
 // end looks up the query of a reply and removes it. A reply whose question differs from the
-// query's is not its answer (both must carry a question for the check to apply).
-func (t *xactTable) end(k xactKey, qhash uint64) (xactVal, bool) {
-	h := keyHash(k)
-	i := t.find(k, h)
+// query's is not its answer (both must carry a question for the check to apply). A reply to a
+// query started at or before deadline comes too late.
+func (t *xactTable) end(k xactKey, qhash uint64, deadline int64) (xactVal, endResult) {
+	i := t.find(k)
 	if i < 0 {
-		return xactVal{}, false
+		return xactVal{}, endNone
 	}
-	e := t.entry(t.slots[i] - 1)
-	if e.qhash != 0 && qhash != 0 && e.qhash != qhash {
-		return xactVal{}, false
+	s := t.slots[i]
+	if s.qhash != 0 && qhash != 0 && s.qhash != qhash {
+		return xactVal{}, endNone
 	}
-	t.deleteSlot(i)
-	e.live = false
-	t.live--
-	return e.xactVal, true
+	t.remove(i)
+	if s.ts <= deadline {
+		return xactVal{}, endExpired
+	}
+	return xactVal{ts: s.ts, qhash: s.qhash, qsize: s.qsize}, endMatched
 }
