@@ -44,7 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.GeoASN, "geo-asn", "", "MaxMind ASN (or ISP) database, for top_ASN")
 	fs.IntVar(&o.GeoCacheSize, "geo-cache-size", 10000, "GeoIP lookup cache entries per worker (0 disables)")
 	fs.IntVarP(&o.Workers, "workers", "w", 0, "worker threads (0 = number of CPUs); results do not depend on it")
-	fs.StringVar(&o.ConfigFile, "config", "", "YAML file with a policy `handlers:` section (window_config, modules)")
+	fs.StringVar(&o.ConfigFile, "config", "", "YAML file with a policy's handlers section (window_config, modules)")
 	fs.BoolVar(&pretty, "pretty", false, "indent the JSON output")
 	fs.BoolVarP(&verbose, "verbose", "v", false, "debug logging")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
@@ -54,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "pktvisor-reader: %v\n", err)
 		return 1
 	}
 	if help {

@@ -190,7 +190,13 @@ func (s *Stream) packet(data []byte, info capture.PacketInfo) {
 		s.stats.BPFFiltered++
 		return
 	}
+	// Event time never goes backwards: a frame stamped earlier than one already seen (captures
+	// merged from several queues do that) counts at the latest time seen, so per-second rates,
+	// shifts and timeouts see one clock, whatever the number of workers.
 	ts := info.TS
+	if s.started {
+		ts = max(ts, s.stats.LastTS)
+	}
 	if !s.started {
 		s.started = true
 		s.stats.FirstTS = ts
@@ -205,9 +211,7 @@ func (s *Stream) packet(data []byte, info capture.PacketInfo) {
 	} else if s.shifting && ts/1e9 >= s.nextShift {
 		s.shift(ts)
 	}
-	if ts > s.stats.LastTS {
-		s.stats.LastTS = ts
-	}
+	s.stats.LastTS = ts
 	p := &s.pkt
 	*p = decode.Packet{TS: ts, CapLen: info.CapLen, WireLen: info.WireLen}
 	if err := s.dec.Decode(info.Link, data, p); err != nil {
@@ -248,6 +252,16 @@ func (s *Stream) dispatch(p *decode.Packet, dir hostspec.Direction, flowHash uin
 	s.enqueue(int(flowHash%uint64(len(s.workers))), p, dir, flowHash, rnd, netOnly, dnsOnly)
 }
 
+// expireTCP expires idle TCP streams on every worker as of tsNs, before the buckets close.
+func (s *Stream) expireTCP(tsNs int64) {
+	for _, w := range s.workers {
+		if w.tcp != nil {
+			w.tcp.ExpireIdle(tsNs)
+			w.reportTCPErrors()
+		}
+	}
+}
+
 // matcher returns the capture filter compiled for a link type.
 func (s *Stream) matcher(lt decode.LinkType) *bpf.Matcher {
 	if s.lastMatch != nil && lt == s.lastLink {
@@ -274,6 +288,7 @@ func (s *Stream) matcher(lt decode.LinkType) *bpf.Matcher {
 func (s *Stream) shift(ts int64) {
 	s.nextShift = ts/1e9 + metrics.PeriodSeconds
 	s.control(func() {
+		s.expireTCP(ts)
 		for i, hs := range s.instances {
 			for _, h := range hs {
 				h.Shift(ts)
@@ -288,6 +303,7 @@ func (s *Stream) shift(ts int64) {
 // finish ends the input: TCP streams are closed, live buckets end at the last packet.
 func (s *Stream) finish() {
 	s.control(func() {
+		s.expireTCP(s.stats.LastTS)
 		for _, w := range s.workers {
 			if w.tcp != nil {
 				w.tcp.FlushAll()

@@ -299,6 +299,20 @@ func (r *Reassembler) Segment(p *decode.Packet, flowHash uint64) {
 	}
 }
 
+// ExpireIdle drops every flow silent for IdleTimeout as of nowNs (event time), however many:
+// the input calls it at each period shift and at the end, so idle expiry (and the errors it
+// counts for flows dropped with pending data) lands in the same period whichever worker, or
+// however few packets, saw the flow.
+func (r *Reassembler) ExpireIdle(nowNs int64) {
+	if nowNs > r.now {
+		r.now = nowNs
+	}
+	idle := int64(r.cfg.IdleTimeout)
+	for r.tail >= 0 && r.now-r.flows[r.tail].lastTS >= idle {
+		r.removeFlow(r.tail, removeExpire)
+	}
+}
+
 // FlushAll ends the input: every flow is closed (partial messages are dropped and counted in
 // BytesDropped) and forgotten.
 func (r *Reassembler) FlushAll() {

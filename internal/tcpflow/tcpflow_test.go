@@ -596,6 +596,20 @@ func TestIdleExpiry(t *testing.T) {
 			t.Fatalf("expired %d flows %d, want 250 1", st.Expired, st.Flows)
 		}
 	})
+
+	t.Run("ExpireIdle takes them all, without a packet", func(t *testing.T) {
+		r := New(Config{}, func(*Message) {})
+		for i := range 250 {
+			feed(r, newConn(byte(i), uint16(2000+i)).pkt(int64(i)*sec/10, true, fACK|fPSH, 1, msg[:5]))
+		}
+		r.ExpireIdle(30*sec + 100*sec/10) // flows 0..100 idle for ≥ 30 s
+		if st := r.Stats(); st.Expired != 101 || st.Flows != 149 || st.ErrEvictedPending != 101 {
+			t.Fatalf("after ExpireIdle: %+v", st)
+		}
+		if err := r.check(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // lruPorts lists the client ports of the tracked flows, most recent first.
