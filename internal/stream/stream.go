@@ -66,9 +66,24 @@ type Stream struct {
 	workers   []*worker
 	shifting  bool // some handler keeps more than one period
 
+	d *dispatcher
+
+	// multi-worker plumbing
+	queues  []chan *batch
+	free    []chan *batch
+	pending []*batch
+	wg      sync.WaitGroup
+	barrier sync.WaitGroup
+}
+
+// dispatcher is the state the dispatcher writes for every packet, in its own allocation and
+// padded, so that no worker core ever reads a cache line the dispatcher keeps dirtying.
+type dispatcher struct {
+	_ [64]byte
+
 	dec    decode.Decoder
 	defrag *decode.Defragmenter
-	rng    *metrics.JSF32
+	rng    metrics.JSF32
 	pkt    decode.Packet
 	full   decode.Packet
 	rec    record
@@ -82,12 +97,7 @@ type Stream struct {
 	nextShift int64 // seconds
 	stats     Stats
 
-	// multi-worker plumbing
-	queues  []chan *batch
-	free    []chan *batch
-	pending []*batch
-	wg      sync.WaitGroup
-	barrier sync.WaitGroup
+	_ [64]byte
 }
 
 // Group is a set of handlers attached to the stream together (a policy's modules): side by
@@ -111,7 +121,7 @@ func NewGroups(cfg Config, groups []Group) *Stream {
 	for _, g := range groups {
 		specs = append(specs, g.Specs...)
 	}
-	s := &Stream{cfg: cfg, specs: specs, rng: metrics.NewJSF32(1), defrag: decode.NewDefragmenter(cfg.Defrag)}
+	s := &Stream{cfg: cfg, specs: specs, d: &dispatcher{rng: *metrics.NewJSF32(1), defrag: decode.NewDefragmenter(cfg.Defrag)}}
 	s.instances = make([][]handler.Handler, len(specs))
 	for wi := range cfg.Workers {
 		env := &handler.Env{Worker: wi, Geo: geo.NewLookup(cfg.City, cfg.ASN, cfg.GeoCacheSize)}
@@ -146,8 +156,8 @@ func (s *Stream) Specs() []handler.Spec { return s.specs }
 
 // Stats returns the counters, summed over the workers. Call it after Run returned.
 func (s *Stream) Stats() Stats {
-	st := s.stats
-	st.Defrag = s.defrag.Stats()
+	st := s.d.stats
+	st.Defrag = s.d.defrag.Stats()
 	for _, w := range s.workers {
 		st.DNSMalformed += w.stats.DNSMalformed
 		if w.tcp != nil {
@@ -185,22 +195,22 @@ func (s *Stream) Run(ctx context.Context, src Source) error {
 
 // packet is the dispatcher's per-frame work.
 func (s *Stream) packet(data []byte, info capture.PacketInfo) {
-	s.stats.Frames++
+	s.d.stats.Frames++
 	if s.cfg.BPF != "" && !s.matcher(info.Link).MatchWire(data, info.WireLen) {
-		s.stats.BPFFiltered++
+		s.d.stats.BPFFiltered++
 		return
 	}
 	// Event time never goes backwards: a frame stamped earlier than one already seen (captures
 	// merged from several queues do that) counts at the latest time seen, so per-second rates,
 	// shifts and timeouts see one clock, whatever the number of workers.
 	ts := info.TS
-	if s.started {
-		ts = max(ts, s.stats.LastTS)
+	if s.d.started {
+		ts = max(ts, s.d.stats.LastTS)
 	}
-	if !s.started {
-		s.started = true
-		s.stats.FirstTS = ts
-		s.nextShift = ts/1e9 + metrics.PeriodSeconds
+	if !s.d.started {
+		s.d.started = true
+		s.d.stats.FirstTS = ts
+		s.d.nextShift = ts/1e9 + metrics.PeriodSeconds
 		s.control(func() {
 			for _, hs := range s.instances {
 				for _, h := range hs {
@@ -208,17 +218,17 @@ func (s *Stream) packet(data []byte, info capture.PacketInfo) {
 				}
 			}
 		})
-	} else if s.shifting && ts/1e9 >= s.nextShift {
+	} else if s.shifting && ts/1e9 >= s.d.nextShift {
 		s.shift(ts)
 	}
-	s.stats.LastTS = ts
-	p := &s.pkt
+	s.d.stats.LastTS = ts
+	p := &s.d.pkt
 	*p = decode.Packet{TS: ts, CapLen: info.CapLen, WireLen: info.WireLen}
-	if err := s.dec.Decode(info.Link, data, p); err != nil {
+	if err := s.d.dec.Decode(info.Link, data, p); err != nil {
 		if errors.Is(err, decode.ErrUnsupportedLink) {
-			s.stats.UnknownLink++
+			s.d.stats.UnknownLink++
 		} else {
-			s.stats.Malformed++
+			s.d.stats.Malformed++
 		}
 		return
 	}
@@ -227,24 +237,24 @@ func (s *Stream) packet(data []byte, info capture.PacketInfo) {
 	if s.cfg.HostSpec != nil && p.L3 != decode.L3None {
 		dir = s.cfg.HostSpec.Direction(p.SrcAddr(), p.DstAddr())
 	}
-	rnd := s.rng.Next()
+	rnd := s.d.rng.Next()
 	if !p.Fragment {
 		s.dispatch(p, dir, p.FlowHash(), rnd, false, false)
 		return
 	}
-	s.stats.Fragments++
+	s.d.stats.Fragments++
 	// The fragment is a frame for the packet handlers; its datagram, once whole, is content for
 	// the DNS handlers, routed by the full 5-tuple like any unfragmented datagram.
 	s.dispatch(p, dir, p.FlowHash(), rnd, true, false)
-	if s.defrag.Add(p, &s.full) {
-		s.stats.Reassembled++
-		s.dispatch(&s.full, dir, s.full.FlowHash(), rnd, false, true)
+	if s.d.defrag.Add(p, &s.d.full) {
+		s.d.stats.Reassembled++
+		s.dispatch(&s.d.full, dir, s.d.full.FlowHash(), rnd, false, true)
 	}
 }
 
 func (s *Stream) dispatch(p *decode.Packet, dir hostspec.Direction, flowHash uint64, rnd uint32, netOnly, dnsOnly bool) {
 	if len(s.workers) == 1 {
-		r := &s.rec
+		r := &s.d.rec
 		r.pkt, r.dir, r.flowHash, r.rnd, r.netOnly, r.dnsOnly = *p, dir, flowHash, rnd, netOnly, dnsOnly
 		s.workers[0].process(r)
 		return
@@ -264,10 +274,10 @@ func (s *Stream) expireTCP(tsNs int64) {
 
 // matcher returns the capture filter compiled for a link type.
 func (s *Stream) matcher(lt decode.LinkType) *bpf.Matcher {
-	if s.lastMatch != nil && lt == s.lastLink {
-		return s.lastMatch
+	if s.d.lastMatch != nil && lt == s.d.lastLink {
+		return s.d.lastMatch
 	}
-	m, ok := s.matchers[lt]
+	m, ok := s.d.matchers[lt]
 	if !ok {
 		var err error
 		if m, err = bpf.NewMatcher(s.cfg.BPF, uint32(lt)); err != nil {
@@ -275,18 +285,18 @@ func (s *Stream) matcher(lt decode.LinkType) *bpf.Matcher {
 			// another type whose program cannot be built rejects every frame.
 			m, _ = bpf.NewMatcher("less 0 and greater 1", uint32(decode.LinkEthernet))
 		}
-		if s.matchers == nil {
-			s.matchers = map[decode.LinkType]*bpf.Matcher{}
+		if s.d.matchers == nil {
+			s.d.matchers = map[decode.LinkType]*bpf.Matcher{}
 		}
-		s.matchers[lt] = m
+		s.d.matchers[lt] = m
 	}
-	s.lastLink, s.lastMatch = lt, m
+	s.d.lastLink, s.d.lastMatch = lt, m
 	return m
 }
 
 // shift closes every handler's live bucket at ts and opens the next one.
 func (s *Stream) shift(ts int64) {
-	s.nextShift = ts/1e9 + metrics.PeriodSeconds
+	s.d.nextShift = ts/1e9 + metrics.PeriodSeconds
 	s.control(func() {
 		s.expireTCP(ts)
 		for i, hs := range s.instances {
@@ -303,19 +313,19 @@ func (s *Stream) shift(ts int64) {
 // finish ends the input: TCP streams are closed, live buckets end at the last packet.
 func (s *Stream) finish() {
 	s.control(func() {
-		s.expireTCP(s.stats.LastTS)
+		s.expireTCP(s.d.stats.LastTS)
 		for _, w := range s.workers {
 			if w.tcp != nil {
 				w.tcp.FlushAll()
 				w.reportTCPErrors()
 			}
 		}
-		if !s.started {
+		if !s.d.started {
 			return
 		}
 		for _, hs := range s.instances {
 			for _, h := range hs {
-				h.End(s.stats.LastTS)
+				h.End(s.d.stats.LastTS)
 			}
 		}
 	})

@@ -41,7 +41,9 @@ type chain struct {
 }
 
 // worker owns one shard of the traffic: its handler instances and its TCP stream tracker.
+// Padded so that two workers' hot fields never share a cache line.
 type worker struct {
+	_         [64]byte
 	id        int
 	all       []handler.Handler
 	packetHs  []handler.Handler
@@ -56,6 +58,7 @@ type worker struct {
 	tcpErrors uint64  // reassembly errors already reported to the handlers
 
 	stats WorkerStats
+	_     [64]byte
 }
 
 // WorkerStats are a worker's counts of what it could not use.
