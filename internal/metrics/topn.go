@@ -13,13 +13,15 @@ import (
 // KeyFormat turns a top-N key (bytes as the handler stored them) into its displayed row.
 type KeyFormat func(key string) TopItem
 
-// TopItems lists a top-N sketch as the reference does: every tracked item by estimate
+// Lister is a top-N source: a frequent-items sketch or exact counts.
+type Lister interface {
+	Items(n int, dst []sketch.Item) []sketch.Item
+}
+
+// TopItems lists a top-N source as the reference does: every tracked item by estimate
 // (descending, ties by key), cut to topn_count rows, then cut below the
 // topn_percentile_threshold percentile of the remaining estimates.
-func TopItems(t *sketch.TopN, w Window, format KeyFormat) []TopItem {
-	if t == nil {
-		return []TopItem{}
-	}
+func TopItems(t Lister, w Window, format KeyFormat) []TopItem {
 	items := t.Items(w.TopNCount, nil)
 	items = sketch.CutPercentile(items, uint64(w.TopNPercentile))
 	out := make([]TopItem, 0, len(items))

@@ -17,6 +17,7 @@ const (
 	tagQuantiles   = 'Q'
 	tagHistogram   = 'H'
 	tagRate        = 'R'
+	tagCounts16    = 'U'
 
 	encVersion1 = 1
 )

@@ -8,7 +8,6 @@ package dns
 
 import (
 	"bytes"
-	"encoding/binary"
 
 	"github.com/pktvisor-go/pktvisor/internal/decode"
 	"github.com/pktvisor-go/pktvisor/internal/dnswire"
@@ -46,11 +45,12 @@ type bucket struct {
 	xactInHist, xactOutHist sketch.Histogram
 
 	topSlowIn, topSlowOut                sketch.TopN
-	topPorts, topQname2, topQname3       sketch.TopN
+	topQname2, topQname3                 sketch.TopN
 	topNX, topSrvfail, topRefused        sketch.TopN
 	topNodata, topNoerror, topRespBytes  sketch.TopN
 	topQueryECS, topGeoLocECS, topASNECS sketch.TopN
-	topRcode, topQtype                   sketch.TopN
+	// Small key spaces are counted exactly (no sketch error, no purges, no hashing).
+	topPorts, topRcode, topQtype sketch.Counts16
 }
 
 func (b *bucket) Reset() { *b = bucket{} }
@@ -62,9 +62,9 @@ func (b *bucket) counters() []*uint64 {
 }
 
 func (b *bucket) tops() []*sketch.TopN {
-	return []*sketch.TopN{&b.topSlowIn, &b.topSlowOut, &b.topPorts, &b.topQname2, &b.topQname3, &b.topNX,
+	return []*sketch.TopN{&b.topSlowIn, &b.topSlowOut, &b.topQname2, &b.topQname3, &b.topNX,
 		&b.topSrvfail, &b.topRefused, &b.topNodata, &b.topNoerror, &b.topRespBytes, &b.topQueryECS,
-		&b.topGeoLocECS, &b.topASNECS, &b.topRcode, &b.topQtype}
+		&b.topGeoLocECS, &b.topASNECS}
 }
 
 func (b *bucket) Merge(o *bucket) {
@@ -76,6 +76,9 @@ func (b *bucket) Merge(o *bucket) {
 	for i, t := range b.tops() {
 		t.Merge(ot[i])
 	}
+	b.topPorts.Merge(&o.topPorts)
+	b.topRcode.Merge(&o.topRcode)
+	b.topQtype.Merge(&o.topQtype)
 	b.ratesTotal.Merge(&o.ratesTotal)
 	b.ratesEvents.Merge(&o.ratesEvents)
 	_ = b.qnameCard.Merge(&o.qnameCard)
@@ -317,12 +320,10 @@ func (h *Instance) DNS(ev *handler.DNSEvent) bool {
 		return true
 	}
 	if m.QR {
-		h.key = binary.BigEndian.AppendUint16(h.key[:0], uint16(m.Rcode))
-		b.topRcode.Update(h.key, sketch.Hash(h.key), 1)
+		b.topRcode.Add(uint16(m.Rcode), 1)
 	}
 	if g&grpTopPorts != 0 {
-		h.key = binary.BigEndian.AppendUint16(h.key[:0], ev.Port)
-		b.topPorts.Update(h.key, sketch.Hash(h.key), 1)
+		b.topPorts.Add(ev.Port, 1)
 	}
 	if g&grpTopECS != 0 && !m.QR && m.HasECS {
 		h.ecs(m, b, g)
@@ -330,8 +331,7 @@ func (h *Instance) DNS(ev *handler.DNSEvent) bool {
 	if !ev.QuestionOK {
 		return true
 	}
-	h.key = binary.BigEndian.AppendUint16(h.key[:0], m.QType)
-	b.topQtype.Update(h.key, sketch.Hash(h.key), 1)
+	b.topQtype.Add(m.QType, 1)
 
 	name := m.QName()
 	if len(name) == 0 {
