@@ -239,27 +239,29 @@ func (s *Stream) packet(data []byte, info capture.PacketInfo) {
 	}
 	rnd := s.d.rng.Next()
 	if !p.Fragment {
-		s.dispatch(p, dir, p.FlowHash(), rnd, false, false)
+		s.dispatch(p, data, info.Link, dir, p.FlowHash(), rnd, false, false)
 		return
 	}
 	s.d.stats.Fragments++
 	// The fragment is a frame for the packet handlers; its datagram, once whole, is content for
 	// the DNS handlers, routed by the full 5-tuple like any unfragmented datagram.
-	s.dispatch(p, dir, p.FlowHash(), rnd, true, false)
+	s.dispatch(p, data, info.Link, dir, p.FlowHash(), rnd, true, false)
 	if s.d.defrag.Add(p, &s.d.full) {
 		s.d.stats.Reassembled++
-		s.dispatch(&s.d.full, dir, s.d.full.FlowHash(), rnd, false, true)
+		s.dispatch(&s.d.full, nil, 0, dir, s.d.full.FlowHash(), rnd, false, true)
 	}
 }
 
-func (s *Stream) dispatch(p *decode.Packet, dir hostspec.Direction, flowHash uint64, rnd uint32, netOnly, dnsOnly bool) {
+// dispatch hands a packet to its worker. frame is the raw frame p was decoded from (nil for a
+// datagram reassembled from fragments).
+func (s *Stream) dispatch(p *decode.Packet, frame []byte, link decode.LinkType, dir hostspec.Direction, flowHash uint64, rnd uint32, netOnly, dnsOnly bool) {
 	if len(s.workers) == 1 {
 		r := &s.d.rec
 		r.pkt, r.dir, r.flowHash, r.rnd, r.netOnly, r.dnsOnly = *p, dir, flowHash, rnd, netOnly, dnsOnly
 		s.workers[0].process(r)
 		return
 	}
-	s.enqueue(int(flowHash%uint64(len(s.workers))), p, dir, flowHash, rnd, netOnly, dnsOnly)
+	s.enqueue(int(flowHash%uint64(len(s.workers))), p, frame, link, dir, flowHash, rnd, netOnly, dnsOnly)
 }
 
 // expireTCP expires idle TCP streams on every worker as of tsNs, before the buckets close.

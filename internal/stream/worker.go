@@ -55,7 +55,9 @@ type worker struct {
 	ev        handler.PacketEvent
 	dev       handler.DNSEvent
 	cur       *record // the record being processed (for TCP message callbacks)
-	tcpErrors uint64  // reassembly errors already reported to the handlers
+	dec       decode.Decoder
+	rec       record // a batch record, decoded
+	tcpErrors uint64 // reassembly errors already reported to the handlers
 
 	stats WorkerStats
 	_     [64]byte
@@ -121,6 +123,21 @@ func (w *worker) wantsDNS() bool {
 		}
 	}
 	return false
+}
+
+// processSlim decodes a batch record and processes it.
+func (w *worker) processSlim(b *batch, s *slim) {
+	r := &w.rec
+	r.dir, r.flowHash, r.rnd, r.netOnly, r.dnsOnly = s.dir, s.flowHash, s.rnd, s.netOnly, s.dnsOnly
+	if s.dnsOnly {
+		r.pkt = b.fulls[s.off]
+	} else {
+		r.pkt = decode.Packet{}
+		// The dispatcher decoded this frame without error: decoding is deterministic.
+		_ = w.dec.Decode(s.link, b.arena[s.off:s.off+s.n:s.off+s.n], &r.pkt)
+		r.pkt.TS, r.pkt.CapLen, r.pkt.WireLen = s.ts, int(s.capLen), int(s.wireLen)
+	}
+	w.process(r)
 }
 
 // process runs one record through the handlers. It is the hot path of a worker.
