@@ -8,6 +8,8 @@
 package handler
 
 import (
+	"fmt"
+
 	"github.com/pktvisor-go/pktvisor/internal/decode"
 	"github.com/pktvisor-go/pktvisor/internal/dnswire"
 	"github.com/pktvisor-go/pktvisor/internal/geo"
@@ -129,3 +131,20 @@ func (Nop) Packet(*PacketEvent) bool   { return true }
 func (Nop) DNS(*DNSEvent) bool         { return true }
 func (Nop) TCPReassemblyErrors(uint64) {}
 func (Nop) Drops(uint64, uint64)       {}
+
+// MergeInstances merges the selected bucket or window of every worker's instance of one spec
+// into a fresh bucket. ring gives an instance's ring; every instance must be an I.
+func MergeInstances[I Handler, B any, PB metrics.Bucket[B]](instances []Handler, ring func(I) *metrics.Ring[B, PB],
+	sel metrics.Selection, recorded bool, nowNs int64) (PB, metrics.RenderedPeriod, error) {
+	rings := make([]*metrics.Ring[B, PB], 0, len(instances))
+	for _, h := range instances {
+		in, ok := h.(I)
+		if !ok {
+			return nil, metrics.RenderedPeriod{}, fmt.Errorf("handler instance %T is not a %T", h, in)
+		}
+		rings = append(rings, ring(in))
+	}
+	b := PB(new(B))
+	rp, err := metrics.MergeRings(rings, sel, recorded, nowNs, b)
+	return b, rp, err
+}

@@ -32,19 +32,17 @@ const (
 
 // bucket is one period of dns metrics.
 type bucket struct {
-	events, deepSamples                      uint64
-	queries, replies, tcp, udp, ipv4, ipv6   uint64
-	noerror, nxdomain, srvfail, refused      uint64
-	nodata, total, filtered, queryECS        uint64
-	xactTotal, xactTimedOut, xactIn, xactOut uint64
+	events, deepSamples                    uint64
+	queries, replies, tcp, udp, ipv4, ipv6 uint64
+	noerror, nxdomain, srvfail, refused    uint64
+	nodata, total, filtered, queryECS      uint64
+	xactTotal, xactTimedOut                uint64
 
 	ratesTotal, ratesEvents sketch.Rate
 	qnameCard               sketch.Cardinality
-	xactInUs, xactOutUs     sketch.Quantiles
 	xactRatio               sketch.Quantiles
-	xactInHist, xactOutHist sketch.Histogram
+	xin, xout               xactDir // host is the server / the client
 
-	topSlowIn, topSlowOut                sketch.TopN
 	topQname2, topQname3                 sketch.TopN
 	topNX, topSrvfail, topRefused        sketch.TopN
 	topNodata, topNoerror, topRespBytes  sketch.TopN
@@ -58,11 +56,11 @@ func (b *bucket) Reset() { *b = bucket{} }
 func (b *bucket) counters() []*uint64 {
 	return []*uint64{&b.events, &b.deepSamples, &b.queries, &b.replies, &b.tcp, &b.udp, &b.ipv4, &b.ipv6,
 		&b.noerror, &b.nxdomain, &b.srvfail, &b.refused, &b.nodata, &b.total, &b.filtered, &b.queryECS,
-		&b.xactTotal, &b.xactTimedOut, &b.xactIn, &b.xactOut}
+		&b.xactTotal, &b.xactTimedOut}
 }
 
 func (b *bucket) tops() []*sketch.TopN {
-	return []*sketch.TopN{&b.topSlowIn, &b.topSlowOut, &b.topQname2, &b.topQname3, &b.topNX,
+	return []*sketch.TopN{&b.topQname2, &b.topQname3, &b.topNX,
 		&b.topSrvfail, &b.topRefused, &b.topNodata, &b.topNoerror, &b.topRespBytes, &b.topQueryECS,
 		&b.topGeoLocECS, &b.topASNECS}
 }
@@ -82,11 +80,24 @@ func (b *bucket) Merge(o *bucket) {
 	b.ratesTotal.Merge(&o.ratesTotal)
 	b.ratesEvents.Merge(&o.ratesEvents)
 	_ = b.qnameCard.Merge(&o.qnameCard)
-	b.xactInUs.Merge(&o.xactInUs)
-	b.xactOutUs.Merge(&o.xactOutUs)
+	b.xin.merge(&o.xin)
+	b.xout.merge(&o.xout)
 	b.xactRatio.Merge(&o.xactRatio)
-	b.xactInHist.Merge(&o.xactInHist)
-	b.xactOutHist.Merge(&o.xactOutHist)
+}
+
+// xactDir holds the transactions of one direction.
+type xactDir struct {
+	total uint64
+	us    sketch.Quantiles // latency, µs
+	hist  sketch.Histogram
+	slow  sketch.TopN // names at or above the previous period's p90
+}
+
+func (d *xactDir) merge(o *xactDir) {
+	d.total += o.total
+	d.us.Merge(&o.us)
+	d.hist.Merge(&o.hist)
+	d.slow.Merge(&o.slow)
 }
 
 // Instance is the handler on one worker.
@@ -418,33 +429,26 @@ func (h *Instance) transaction(ev *handler.DNSEvent, b *bucket, deep bool, qhash
 	}
 	b.xactTotal++
 	g := h.spec.common.Groups
+	var dir *xactDir
+	var slow float64
 	switch ev.Dir {
 	case hostspec.ToHost: // the reply came to the host: the host was the client
-		b.xactOut++
-		if deep {
-			if g&grpQuantiles != 0 {
-				b.xactOutUs.Add(elapsedUs)
-			}
-			if g&grpHistograms != 0 {
-				b.xactOutHist.Add(uint64(elapsedUs))
-			}
-			if h.slowOut > 0 && elapsedUs >= h.slowOut && ev.QuestionOK {
-				orig := m.QNameOrig()
-				b.topSlowOut.Update(orig, sketch.Hash(orig), 1)
-			}
-		}
+		dir, slow = &b.xout, h.slowOut
 	case hostspec.FromHost: // the host answered: it was the server
-		b.xactIn++
+		dir, slow = &b.xin, h.slowIn
+	}
+	if dir != nil {
+		dir.total++
 		if deep {
 			if g&grpQuantiles != 0 {
-				b.xactInUs.Add(elapsedUs)
+				dir.us.Add(elapsedUs)
 			}
 			if g&grpHistograms != 0 {
-				b.xactInHist.Add(uint64(elapsedUs))
+				dir.hist.Add(uint64(elapsedUs))
 			}
-			if h.slowIn > 0 && elapsedUs >= h.slowIn && ev.QuestionOK {
+			if slow > 0 && elapsedUs >= slow && ev.QuestionOK {
 				orig := m.QNameOrig()
-				b.topSlowIn.Update(orig, sketch.Hash(orig), 1)
+				dir.slow.Update(orig, sketch.Hash(orig), 1)
 			}
 		}
 	}

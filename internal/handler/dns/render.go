@@ -1,11 +1,10 @@
 package dns
 
 import (
-	"fmt"
-
 	"github.com/pktvisor-go/pktvisor/internal/dnswire"
 	"github.com/pktvisor-go/pktvisor/internal/handler"
 	"github.com/pktvisor-go/pktvisor/internal/metrics"
+	"github.com/pktvisor-go/pktvisor/internal/sketch"
 )
 
 func d(help string, name ...string) *metrics.Desc {
@@ -66,16 +65,8 @@ var (
 
 // Render implements handler.Spec.
 func (s *Spec) Render(instances []handler.Handler, sel metrics.Selection, sink metrics.Sink, nowNs int64) (metrics.RenderedPeriod, error) {
-	rings := make([]*metrics.Ring[bucket, *bucket], 0, len(instances))
-	for _, in := range instances {
-		h, ok := in.(*Instance)
-		if !ok {
-			return metrics.RenderedPeriod{}, fmt.Errorf("dns: foreign handler instance %T", in)
-		}
-		rings = append(rings, h.ring)
-	}
-	b := &bucket{}
-	rp, err := metrics.MergeRings(rings, sel, s.common.Recorded, nowNs, b)
+	b, rp, err := handler.MergeInstances(instances, func(h *Instance) *metrics.Ring[bucket, *bucket] { return h.ring },
+		sel, s.common.Recorded, nowNs)
 	if err != nil {
 		return rp, err
 	}
@@ -112,19 +103,19 @@ func (s *Spec) render(b *bucket, live bool, sink metrics.Sink) {
 	if has(grpXact) {
 		sink.Counter(dXactTotal, b.xactTotal)
 		sink.Counter(dXactTimedOut, b.xactTimedOut)
-		sink.Counter(dXactInTotal, b.xactIn)
-		sink.TopN(dXactInSlow, "qname", metrics.TopItems(&b.topSlowIn, w, metrics.StringKey))
+		sink.Counter(dXactInTotal, b.xin.total)
+		sink.TopN(dXactInSlow, "qname", metrics.TopItems(&b.xin.slow, w, metrics.StringKey))
 		if has(grpQuantiles) {
-			sink.Quantiles(dXactOutUs, &b.xactOutUs, false)
-			sink.Quantiles(dXactInUs, &b.xactInUs, false)
+			sink.Quantiles(dXactOutUs, &b.xout.us, false)
+			sink.Quantiles(dXactInUs, &b.xin.us, false)
 			sink.Quantiles(dXactRatio, &b.xactRatio, true)
 		}
 		if has(grpHistograms) {
-			sink.Histogram(dXactOutHist, &b.xactOutHist)
-			sink.Histogram(dXactInHist, &b.xactInHist)
+			sink.Histogram(dXactOutHist, &b.xout.hist)
+			sink.Histogram(dXactInHist, &b.xin.hist)
 		}
-		sink.Counter(dXactOutTotal, b.xactOut)
-		sink.TopN(dXactOutSlow, "qname", metrics.TopItems(&b.topSlowOut, w, metrics.StringKey))
+		sink.Counter(dXactOutTotal, b.xout.total)
+		sink.TopN(dXactOutSlow, "qname", metrics.TopItems(&b.xout.slow, w, metrics.StringKey))
 	}
 	if has(grpTopPorts) {
 		sink.TopN(dTopPorts, "port", metrics.TopItems(&b.topPorts, w, metrics.Uint16Key))
@@ -159,22 +150,22 @@ func (s *Spec) AfterShift(instances []handler.Handler) {
 	if s.common.Groups&grpXact == 0 || len(instances) == 0 {
 		return
 	}
-	var in, out bucket
+	var in, out sketch.Quantiles
 	for _, x := range instances {
 		h := x.(*Instance)
 		if h.ring.Len() < 2 {
 			return
 		}
 		prev, _ := h.ring.Bucket(1)
-		in.xactInUs.Merge(&prev.xactInUs)
-		out.xactOutUs.Merge(&prev.xactOutUs)
+		in.Merge(&prev.xin.us)
+		out.Merge(&prev.xout.us)
 	}
 	var pIn, pOut float64
-	if in.xactInUs.Count() > 0 {
-		pIn = in.xactInUs.Quantile(0.90)
+	if in.Count() > 0 {
+		pIn = in.Quantile(0.90)
 	}
-	if out.xactOutUs.Count() > 0 {
-		pOut = out.xactOutUs.Quantile(0.90)
+	if out.Count() > 0 {
+		pOut = out.Quantile(0.90)
 	}
 	for _, x := range instances {
 		h := x.(*Instance)

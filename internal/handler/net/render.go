@@ -1,8 +1,6 @@
 package net
 
 import (
-	"fmt"
-
 	"github.com/pktvisor-go/pktvisor/internal/handler"
 	"github.com/pktvisor-go/pktvisor/internal/metrics"
 )
@@ -44,16 +42,8 @@ var (
 // Render implements handler.Spec: merge the selection over the workers' instances, then emit
 // every metric in the reference's Prometheus order.
 func (s *Spec) Render(instances []handler.Handler, sel metrics.Selection, sink metrics.Sink, nowNs int64) (metrics.RenderedPeriod, error) {
-	rings := make([]*metrics.Ring[bucket, *bucket], 0, len(instances))
-	for _, in := range instances {
-		h, ok := in.(*Instance)
-		if !ok {
-			return metrics.RenderedPeriod{}, fmt.Errorf("net: foreign handler instance %T", in)
-		}
-		rings = append(rings, h.ring)
-	}
-	b := &bucket{}
-	rp, err := metrics.MergeRings(rings, sel, s.common.Recorded, nowNs, b)
+	b, rp, err := handler.MergeInstances(instances, func(h *Instance) *metrics.Ring[bucket, *bucket] { return h.ring },
+		sel, s.common.Recorded, nowNs)
 	if err != nil {
 		return rp, err
 	}

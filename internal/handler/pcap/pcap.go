@@ -4,8 +4,6 @@
 package pcap
 
 import (
-	"fmt"
-
 	"github.com/pktvisor-go/pktvisor/internal/config"
 	"github.com/pktvisor-go/pktvisor/internal/handler"
 	"github.com/pktvisor-go/pktvisor/internal/metrics"
@@ -77,16 +75,8 @@ var (
 
 // Render implements handler.Spec.
 func (s *Spec) Render(instances []handler.Handler, sel metrics.Selection, sink metrics.Sink, nowNs int64) (metrics.RenderedPeriod, error) {
-	rings := make([]*metrics.Ring[bucket, *bucket], 0, len(instances))
-	for _, in := range instances {
-		h, ok := in.(*Instance)
-		if !ok {
-			return metrics.RenderedPeriod{}, fmt.Errorf("pcap: foreign handler instance %T", in)
-		}
-		rings = append(rings, h.ring)
-	}
-	b := &bucket{}
-	rp, err := metrics.MergeRings(rings, sel, s.common.Recorded, nowNs, b)
+	b, rp, err := handler.MergeInstances(instances, func(h *Instance) *metrics.Ring[bucket, *bucket] { return h.ring },
+		sel, s.common.Recorded, nowNs)
 	if err != nil {
 		return rp, err
 	}
