@@ -110,6 +110,7 @@ type Instance struct {
 	// yet). Set from the merge of all workers, so they do not depend on the worker count.
 	slowIn, slowOut float64
 	key             []byte // scratch for keys built per message
+	sweepTick       uint32
 }
 
 // NewInstance implements handler.Spec.
@@ -264,8 +265,10 @@ func (h *Instance) DNS(ev *handler.DNSEvent) bool {
 	deep := handler.Deep(s.common.Window.DeepSampleRate, ev.Rand)
 
 	// Transactions time out on event time, whatever happens to this message.
-	if n := h.xacts.sweep(p.TS-s.xactTTLNs, sweepStep); n > 0 && g&grpXact != 0 {
-		b.xactTimedOut += n
+	if h.sweepTick++; h.sweepTick&(sweepEvery-1) == 0 {
+		if n := h.xacts.sweep(p.TS-s.xactTTLNs, sweepEvery*sweepStep); n > 0 && g&grpXact != 0 {
+			b.xactTimedOut += n
+		}
 	}
 
 	b.events++
