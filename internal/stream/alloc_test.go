@@ -7,6 +7,7 @@ import (
 
 	"github.com/pktvisor-go/pktvisor/internal/capture"
 	"github.com/pktvisor-go/pktvisor/internal/config"
+	"github.com/pktvisor-go/pktvisor/internal/decode"
 	"github.com/pktvisor-go/pktvisor/internal/gen"
 	"github.com/pktvisor-go/pktvisor/internal/handler"
 	"github.com/pktvisor-go/pktvisor/internal/hostspec"
@@ -105,4 +106,23 @@ func BenchmarkStream(b *testing.B) {
 		s.packet(f.data, f.info)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pkts/s")
+}
+
+// A capture filter that cannot be compiled for a later link type (a pcapng file may mix link
+// types) rejects that type's frames instead of failing the run.
+func TestFilterPerLinkType(t *testing.T) {
+	frames := loadGenerated(t, func(c *gen.Config) { c.Packets, c.TCP = 200, 0 })
+	s := New(Config{Workers: 1, BPF: "ether src not 00:00:00:00:00:01 and udp"}, defaultSpecs(t, 1))
+	for _, f := range frames {
+		s.packet(f.data, f.info)
+		raw := f.info
+		raw.Link = decode.LinkRaw // the same packet without its Ethernet header
+		raw.CapLen -= 14
+		s.packet(f.data[14:], raw)
+	}
+	s.finish()
+	st := s.Stats()
+	if st.Frames != uint64(2*len(frames)) || st.BPFFiltered != uint64(len(frames)) {
+		t.Errorf("frames %d, filtered %d; want %d, %d (every raw-IP frame)", st.Frames, st.BPFFiltered, 2*len(frames), len(frames))
+	}
 }

@@ -196,18 +196,18 @@ func (s *Stream) Run(ctx context.Context, src Source) error {
 // packet is the dispatcher's per-frame work.
 func (s *Stream) packet(data []byte, info capture.PacketInfo) {
 	s.d.stats.Frames++
-	if s.cfg.BPF != "" && !s.matcher(info.Link).MatchWire(data, info.WireLen) {
-		s.d.stats.BPFFiltered++
-		return
+	if s.cfg.BPF != "" {
+		if m := s.matcher(info.Link); m == nil || !m.MatchWire(data, info.WireLen) {
+			s.d.stats.BPFFiltered++
+			return
+		}
 	}
 	// Event time never goes backwards: a frame stamped earlier than one already seen (captures
 	// merged from several queues do that) counts at the latest time seen, so per-second rates,
 	// shifts and timeouts see one clock, whatever the number of workers.
 	ts := info.TS
-	if s.d.started {
-		ts = max(ts, s.d.stats.LastTS)
-	}
-	if !s.d.started {
+	switch {
+	case !s.d.started:
 		s.d.started = true
 		s.d.stats.FirstTS = ts
 		s.d.nextShift = ts/1e9 + metrics.PeriodSeconds
@@ -218,7 +218,9 @@ func (s *Stream) packet(data []byte, info capture.PacketInfo) {
 				}
 			}
 		})
-	} else if s.shifting && ts/1e9 >= s.d.nextShift {
+	case ts < s.d.stats.LastTS:
+		ts = s.d.stats.LastTS
+	case s.shifting && ts/1e9 >= s.d.nextShift:
 		s.shift(ts)
 	}
 	s.d.stats.LastTS = ts
@@ -283,9 +285,9 @@ func (s *Stream) matcher(lt decode.LinkType) *bpf.Matcher {
 	if !ok {
 		var err error
 		if m, err = bpf.NewMatcher(s.cfg.BPF, uint32(lt)); err != nil {
-			// Validated for the file's first link type by the caller; a later interface of
-			// another type whose program cannot be built rejects every frame.
-			m, _ = bpf.NewMatcher("less 0 and greater 1", uint32(decode.LinkEthernet))
+			// Validated for the file's first link type by the caller; for a later interface
+			// of another type the program may not exist (nil): its frames are all rejected.
+			m = nil
 		}
 		if s.d.matchers == nil {
 			s.d.matchers = map[decode.LinkType]*bpf.Matcher{}
