@@ -163,7 +163,7 @@ func checkRateOracle(t *testing.T, name string, r *Rate, events []event) {
 	}
 	for _, p := range testQs {
 		got, want := d.Quantile(p), inclusiveQuantile(vals, p)
-		if math.Abs(got-want) > QuantilesRelativeAccuracy*want {
+		if math.Abs(got-want) > QuantilesRelativeAccuracy*want+1e-9*want {
 			t.Fatalf("%s: q=%v: %v, oracle %v", name, p, got, want)
 		}
 	}
