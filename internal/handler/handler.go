@@ -96,6 +96,9 @@ type Handler interface {
 	// (last packet), and Tick lets a live input advance per-second rates on wall time.
 	Start(tsNs int64)
 	End(tsNs int64)
+	// Tick tells a live handler that time has passed without traffic (wall clock), so that
+	// per-second rates complete their idle seconds.
+	Tick(tsNs int64)
 }
 
 // Env is what the input shares with the handler instances of one worker.
@@ -131,6 +134,7 @@ func (Nop) Packet(*PacketEvent) bool   { return true }
 func (Nop) DNS(*DNSEvent) bool         { return true }
 func (Nop) TCPReassemblyErrors(uint64) {}
 func (Nop) Drops(uint64, uint64)       {}
+func (Nop) Tick(int64)                 {}
 
 // MergeInstances merges the selected bucket or window of every worker's instance of one spec
 // into a fresh bucket. ring gives an instance's ring; every instance must be an I.

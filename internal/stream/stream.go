@@ -15,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/pktvisor-go/pktvisor/internal/bpf"
 	"github.com/pktvisor-go/pktvisor/internal/capture"
@@ -33,7 +34,11 @@ type Source interface {
 
 // Config configures a stream.
 type Config struct {
-	Workers      int           // ≥ 1
+	Workers int // ≥ 1
+	// Live: the source is a live capture — the first period starts when Run starts, and
+	// periods rotate and rates tick on wall time while no packet arrives (the source returns
+	// capture.ErrTimeout then).
+	Live         bool
 	HostSpec     *hostspec.Set // nil = no host addresses (every direction unknown)
 	BPF          string        // tcpdump-style capture filter; "" = every frame
 	City, ASN    *geo.DB       // nil = disabled
@@ -60,13 +65,25 @@ type Stats struct {
 
 // Stream is one input's processing pipeline.
 type Stream struct {
-	cfg       Config
+	cfg  Config
+	envs []*handler.Env // per worker
+	atts []*Attachment  // attached handler groups, in order
+
+	// Derived from atts: every spec with its instances, in attachment order.
 	specs     []handler.Spec
 	instances [][]handler.Handler // [spec][worker]
 	workers   []*worker
 	shifting  bool // some handler keeps more than one period
 
 	d *dispatcher
+
+	// Control requests from other goroutines (reads, attach, detach) while Run is active; the
+	// dispatcher runs them between packets at a barrier. mu serializes the callers, and runs
+	// requests directly when Run is not active.
+	ctl     chan func()
+	mu      sync.Mutex
+	running bool // under mu
+	stopped chan struct{}
 
 	// multi-worker plumbing
 	queues  []chan *batch
@@ -93,9 +110,10 @@ type dispatcher struct {
 	lastLink  decode.LinkType
 	lastMatch *bpf.Matcher
 
-	started   bool
-	nextShift int64 // seconds
-	stats     Stats
+	started          bool
+	nextShift        int64 // seconds
+	stats            Stats
+	osDrops, ifDrops uint64 // last cumulative drop counts of a live source
 
 	_ [64]byte
 }
@@ -108,44 +126,150 @@ type Group struct {
 	Chained bool
 }
 
+// Attachment is a group of handlers attached to a stream, with an instance of each on every
+// worker.
+type Attachment struct {
+	s         *Stream
+	group     Group
+	instances [][]handler.Handler // [spec][worker]
+}
+
 // New builds the instances of independent handlers on every worker.
 func New(cfg Config, specs []handler.Spec) *Stream {
 	return NewGroups(cfg, []Group{{Specs: specs}})
 }
 
-// NewGroups builds the instances of every group's handlers on every worker. Specs are numbered
-// in group order for Instances and Render.
+// NewGroups builds a stream with the given groups attached. Specs are numbered in group order
+// for Instances and Render.
 func NewGroups(cfg Config, groups []Group) *Stream {
 	cfg.Workers = max(cfg.Workers, 1)
-	var specs []handler.Spec
-	for _, g := range groups {
-		specs = append(specs, g.Specs...)
-	}
-	s := &Stream{cfg: cfg, specs: specs, d: &dispatcher{rng: *metrics.NewJSF32(1), defrag: decode.NewDefragmenter(cfg.Defrag)}}
-	s.instances = make([][]handler.Handler, len(specs))
+	s := &Stream{cfg: cfg, d: &dispatcher{rng: *metrics.NewJSF32(1), defrag: decode.NewDefragmenter(cfg.Defrag)},
+		ctl: make(chan func()), stopped: make(chan struct{})}
 	for wi := range cfg.Workers {
-		env := &handler.Env{Worker: wi, Geo: geo.NewLookup(cfg.City, cfg.ASN, cfg.GeoCacheSize)}
-		w := newWorker(wi, cfg.TCP)
-		si := 0
-		for _, g := range groups {
-			var hs []handler.Handler
-			for _, sp := range g.Specs {
-				h := sp.NewInstance(env)
-				s.instances[si] = append(s.instances[si], h)
-				hs = append(hs, h)
-				si++
-			}
-			w.attach(hs, g.Chained)
-		}
-		w.ready(cfg.TCP)
-		s.workers = append(s.workers, w)
+		s.envs = append(s.envs, &handler.Env{Worker: wi, Geo: geo.NewLookup(cfg.City, cfg.ASN, cfg.GeoCacheSize)})
+		s.workers = append(s.workers, newWorker(wi, cfg.TCP))
 	}
-	for _, sp := range specs {
-		if sp.Window().NumPeriods > 1 {
-			s.shifting = true
-		}
+	for _, g := range groups {
+		s.attach(g)
 	}
 	return s
+}
+
+// attach builds a group's instances; the caller holds the stream (not running, or at a barrier).
+func (s *Stream) attach(g Group) *Attachment {
+	a := &Attachment{s: s, group: g, instances: make([][]handler.Handler, len(g.Specs))}
+	for i, sp := range g.Specs {
+		for wi := range s.workers {
+			a.instances[i] = append(a.instances[i], sp.NewInstance(s.envs[wi]))
+		}
+	}
+	s.atts = append(s.atts, a)
+	s.rebuild()
+	return a
+}
+
+// rebuild derives the flat spec list and every worker's handler lists from the attachments.
+func (s *Stream) rebuild() {
+	s.specs, s.instances, s.shifting = nil, nil, false
+	for _, a := range s.atts {
+		s.specs = append(s.specs, a.group.Specs...)
+		s.instances = append(s.instances, a.instances...)
+		for _, sp := range a.group.Specs {
+			if sp.Window().NumPeriods > 1 {
+				s.shifting = true
+			}
+		}
+	}
+	for wi, w := range s.workers {
+		w.reset()
+		for _, a := range s.atts {
+			hs := make([]handler.Handler, len(a.instances))
+			for i := range a.instances {
+				hs[i] = a.instances[i][wi]
+			}
+			w.attach(hs, a.group.Chained)
+		}
+		w.ready(s.cfg.TCP)
+	}
+}
+
+// Attach adds a group of handlers, also while Run is active (at a barrier). Handlers attached
+// to a running stream start at the current time.
+func (s *Stream) Attach(g Group) *Attachment {
+	var a *Attachment
+	s.Do(func() {
+		a = s.attach(g)
+		if s.d.started {
+			for _, hs := range a.instances {
+				for _, h := range hs {
+					h.Start(s.d.stats.LastTS)
+				}
+			}
+		}
+	})
+	return a
+}
+
+// Detach removes a group of handlers.
+func (a *Attachment) Detach() {
+	s := a.s
+	s.Do(func() {
+		for i, x := range s.atts {
+			if x == a {
+				s.atts = append(s.atts[:i:i], s.atts[i+1:]...)
+				s.rebuild()
+				return
+			}
+		}
+	})
+}
+
+// Render renders spec i of the group, merged over the workers, at a barrier.
+func (a *Attachment) Render(i int, sel metrics.Selection, sink metrics.Sink, nowNs int64) (rp metrics.RenderedPeriod, err error) {
+	a.s.Do(func() { rp, err = a.group.Specs[i].Render(a.instances[i], sel, sink, nowNs) })
+	return rp, err
+}
+
+// Specs returns the group's specs.
+func (a *Attachment) Specs() []handler.Spec { return a.group.Specs }
+
+// Instances returns the instances of spec i, one per worker (read them only inside Do).
+func (a *Attachment) Instances(i int) []handler.Handler { return a.instances[i] }
+
+// Do runs fn while the pipeline is still: if Run is active, the dispatcher runs it between two
+// packets with every worker parked at a barrier; otherwise it runs at once. Calls from
+// different goroutines are serialized. fn must not call Do.
+func (s *Stream) Do(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running {
+		fn()
+		return
+	}
+	done := make(chan struct{})
+	req := func() {
+		defer close(done)
+		fn()
+	}
+	select {
+	case s.ctl <- req:
+		<-done
+	case <-s.stopped:
+		// Run ended meanwhile: its workers are gone, so fn can run here.
+		fn()
+	}
+}
+
+// serveControl runs the pending control requests (dispatcher goroutine).
+func (s *Stream) serveControl() {
+	for {
+		select {
+		case fn := <-s.ctl:
+			s.control(fn)
+		default:
+			return
+		}
+	}
 }
 
 // Instances returns the per-worker instances of spec i (for rendering).
@@ -154,16 +278,19 @@ func (s *Stream) Instances(i int) []handler.Handler { return s.instances[i] }
 // Specs returns the stream's handler specs.
 func (s *Stream) Specs() []handler.Spec { return s.specs }
 
-// Stats returns the counters, summed over the workers. Call it after Run returned.
+// Stats returns the counters, summed over the workers.
 func (s *Stream) Stats() Stats {
-	st := s.d.stats
-	st.Defrag = s.d.defrag.Stats()
-	for _, w := range s.workers {
-		st.DNSMalformed += w.stats.DNSMalformed
-		if w.tcp != nil {
-			st.TCP = addTCPStats(st.TCP, w.tcp.Stats())
+	var st Stats
+	s.Do(func() {
+		st = s.d.stats
+		st.Defrag = s.d.defrag.Stats()
+		for _, w := range s.workers {
+			st.DNSMalformed += w.stats.DNSMalformed
+			if w.tcp != nil {
+				st.TCP = addTCPStats(st.TCP, w.tcp.Stats())
+			}
 		}
-	}
+	})
 	return st
 }
 
@@ -171,26 +298,126 @@ func (s *Stream) Stats() Stats {
 // packet's time. A read error after some packets (a truncated file) is returned after the
 // packets before it were processed and the buckets closed, so the caller can still report.
 func (s *Stream) Run(ctx context.Context, src Source) error {
+	s.mu.Lock()
+	s.running = true
+	s.mu.Unlock()
 	if len(s.workers) > 1 {
 		s.startWorkers()
 	}
+	if s.cfg.Live {
+		s.begin(time.Now().UnixNano())
+	}
 	var runErr error
+	lastStats := time.Now()
 	for n := 0; ; n++ {
-		if n&1023 == 0 && ctx.Err() != nil {
-			runErr = ctx.Err()
-			break
+		if n&63 == 0 {
+			if ctx.Err() != nil {
+				runErr = ctx.Err()
+				break
+			}
+			s.serveControl()
 		}
 		data, info, err := src.Next()
 		if err != nil {
+			if isIdle(err) {
+				s.idle(time.Now().UnixNano())
+				s.serveControl()
+				s.pollDrops(src, &lastStats, true)
+				continue
+			}
 			if !errors.Is(err, io.EOF) {
 				runErr = err
 			}
 			break
 		}
 		s.packet(data, info)
+		if s.cfg.Live && n&1023 == 0 {
+			s.pollDrops(src, &lastStats, false)
+		}
 	}
 	s.finish()
+	// Close stopped before taking mu: a Do caller holding mu may be waiting for the dispatcher.
+	close(s.stopped)
+	s.mu.Lock()
+	s.running = false
+	s.mu.Unlock()
 	return runErr
+}
+
+// ErrIdle is what a live Source returns when no packet arrived within its poll timeout: the
+// stream then runs its timers and control requests, and reads again.
+var ErrIdle = errors.New("stream: no packet within the poll timeout")
+
+// isIdle recognizes ErrIdle and timeout errors (those with a Timeout() bool method saying so).
+func isIdle(err error) bool {
+	if errors.Is(err, ErrIdle) {
+		return true
+	}
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+// DropSource is implemented by live sources that report capture drops (cumulative).
+type DropSource interface {
+	Stats() (osDrops, ifDrops uint64, err error)
+}
+
+// pollDrops reports, at most once a second, the drops counted by the source since the last
+// report, to the input-level handlers of worker 0 (once, not once per worker).
+func (s *Stream) pollDrops(src Source, last *time.Time, force bool) {
+	ds, ok := src.(DropSource)
+	if !ok || (!force && time.Since(*last) < time.Second) {
+		return
+	}
+	*last = time.Now()
+	osd, ifd, err := ds.Stats()
+	if err != nil {
+		return
+	}
+	dOS, dIf := osd-min(osd, s.d.osDrops), ifd-min(ifd, s.d.ifDrops)
+	s.d.osDrops, s.d.ifDrops = osd, ifd
+	if dOS == 0 && dIf == 0 {
+		return
+	}
+	s.control(func() {
+		for _, h := range s.workers[0].inputHs {
+			h.Drops(dOS, dIf)
+		}
+	})
+}
+
+// begin starts the handlers' first period at tsNs.
+func (s *Stream) begin(ts int64) {
+	s.d.started = true
+	s.d.stats.FirstTS = ts
+	s.d.stats.LastTS = ts
+	s.d.nextShift = ts/1e9 + metrics.PeriodSeconds
+	s.control(func() {
+		for _, hs := range s.instances {
+			for _, h := range hs {
+				h.Start(ts)
+			}
+		}
+	})
+}
+
+// idle advances a live input's clock without traffic: periods rotate on wall time, and rates
+// complete their idle seconds.
+func (s *Stream) idle(now int64) {
+	if !s.cfg.Live || !s.d.started || now < s.d.stats.LastTS {
+		return
+	}
+	s.d.stats.LastTS = now
+	if s.shifting && now/1e9 >= s.d.nextShift {
+		s.shift(now)
+	}
+	s.control(func() {
+		for _, hs := range s.instances {
+			for _, h := range hs {
+				h.Tick(now)
+			}
+		}
+	})
 }
 
 // packet is the dispatcher's per-frame work.
@@ -208,16 +435,7 @@ func (s *Stream) packet(data []byte, info capture.PacketInfo) {
 	ts := info.TS
 	switch {
 	case !s.d.started:
-		s.d.started = true
-		s.d.stats.FirstTS = ts
-		s.d.nextShift = ts/1e9 + metrics.PeriodSeconds
-		s.control(func() {
-			for _, hs := range s.instances {
-				for _, h := range hs {
-					h.Start(ts)
-				}
-			}
-		})
+		s.begin(ts)
 	case ts < s.d.stats.LastTS:
 		ts = s.d.stats.LastTS
 	case s.shifting && ts/1e9 >= s.d.nextShift:
@@ -340,8 +558,9 @@ func (s *Stream) finish() {
 
 // Render renders spec i's selection merged over the workers. Call it only when Run is not
 // running (the reader) — the live agent reads through its own barrier.
-func (s *Stream) Render(i int, sel metrics.Selection, sink metrics.Sink, nowNs int64) (metrics.RenderedPeriod, error) {
-	return s.specs[i].Render(s.instances[i], sel, sink, nowNs)
+func (s *Stream) Render(i int, sel metrics.Selection, sink metrics.Sink, nowNs int64) (rp metrics.RenderedPeriod, err error) {
+	s.Do(func() { rp, err = s.specs[i].Render(s.instances[i], sel, sink, nowNs) })
+	return rp, err
 }
 
 func addTCPStats(a, b tcpflow.Stats) tcpflow.Stats {

@@ -74,6 +74,11 @@ func newWorker(id int, tcpCfg tcpflow.Config) *worker {
 	return w
 }
 
+// reset forgets every handler (before the lists are rebuilt); the TCP tracker stays.
+func (w *worker) reset() {
+	w.all, w.packetHs, w.dnsHs, w.inputHs, w.chains = nil, nil, nil, nil, nil
+}
+
 // attach adds a group of handler instances, side by side or chained. Input-level handlers
 // (pcap) are never part of a chain: they observe the input itself.
 func (w *worker) attach(hs []handler.Handler, chained bool) {
@@ -105,9 +110,10 @@ func (w *worker) attach(hs []handler.Handler, chained bool) {
 	}
 }
 
-// ready finishes the setup once every group is attached.
+// ready finishes the setup once every group is attached: the TCP tracker exists as soon as
+// any handler wants DNS, and is kept (with its streams) if they all go.
 func (w *worker) ready(tcpCfg tcpflow.Config) {
-	if w.wantsDNS() {
+	if w.tcp == nil && w.wantsDNS() {
 		w.tcp = tcpflow.New(tcpCfg, w.tcpMessage)
 	}
 }

@@ -131,8 +131,13 @@ func (h *Instance) Drops(uint64, uint64)             {}
 func (h *Instance) Start(tsNs int64)                 { h.ring.SetStart(tsNs) }
 func (h *Instance) End(tsNs int64)                   { h.sweepAll(tsNs); h.closeRates(); h.ring.Close(tsNs) }
 func (h *Instance) Shift(tsNs int64)                 { h.sweepAll(tsNs); h.closeRates(); h.ring.Shift(tsNs) }
-func (h *Instance) OpenTransactions() int            { return h.xacts.open() }
-func (h *Instance) EvictedTransactions() uint64      { return h.xacts.evicted }
+func (h *Instance) Tick(tsNs int64) {
+	b := h.ring.Live()
+	b.ratesTotal.Tick(tsNs / 1e9)
+	b.ratesEvents.Tick(tsNs / 1e9)
+}
+func (h *Instance) OpenTransactions() int       { return h.xacts.open() }
+func (h *Instance) EvictedTransactions() uint64 { return h.xacts.evicted }
 
 // sweepAll counts the queries whose TTL elapsed by tsNs in the bucket that is closing, so a
 // timeout lands in the period in which it happened.

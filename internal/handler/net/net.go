@@ -120,9 +120,9 @@ func (b *bucket) Merge(o *bucket) {
 	b.unknownDir += o.unknownDir
 	b.total += o.total
 	b.filtered += o.filtered
-	for _, r := range [][2]*sketch.Rate{{&b.ppsIn, &o.ppsIn}, {&b.ppsOut, &o.ppsOut}, {&b.ppsTotal, &o.ppsTotal},
-		{&b.ppsEvents, &o.ppsEvents}, {&b.bytesIn, &o.bytesIn}, {&b.bytesOut, &o.bytesOut}, {&b.bytesTotal, &o.bytesTotal}} {
-		r[0].Merge(r[1])
+	orates := o.rates()
+	for i, r := range b.rates() {
+		r.Merge(orates[i])
 	}
 	_ = b.srcIPsIn.Merge(&o.srcIPsIn)
 	_ = b.dstIPsOut.Merge(&o.dstIPsOut)
@@ -133,9 +133,20 @@ func (b *bucket) Merge(o *bucket) {
 	b.payloadSize.Merge(&o.payloadSize)
 }
 
+func (b *bucket) rates() []*sketch.Rate {
+	return []*sketch.Rate{&b.ppsIn, &b.ppsOut, &b.ppsTotal, &b.ppsEvents, &b.bytesIn, &b.bytesOut, &b.bytesTotal}
+}
+
+// tickRates completes the idle seconds of a live bucket's rates.
+func (b *bucket) tickRates(sec int64) {
+	for _, r := range b.rates() {
+		r.Tick(sec)
+	}
+}
+
 // closeRates finishes the per-second rate counting of a bucket that stops being written.
 func (b *bucket) closeRates() {
-	for _, r := range []*sketch.Rate{&b.ppsIn, &b.ppsOut, &b.ppsTotal, &b.ppsEvents, &b.bytesIn, &b.bytesOut, &b.bytesTotal} {
+	for _, r := range b.rates() {
 		r.Flush()
 	}
 }
@@ -165,6 +176,7 @@ func (h *Instance) Drops(uint64, uint64)       {}
 func (h *Instance) Start(tsNs int64)           { h.ring.SetStart(tsNs) }
 func (h *Instance) Shift(tsNs int64)           { h.ring.Live().closeRates(); h.ring.Shift(tsNs) }
 func (h *Instance) End(tsNs int64)             { h.ring.Live().closeRates(); h.ring.Close(tsNs) }
+func (h *Instance) Tick(tsNs int64)            { h.ring.Live().tickRates(tsNs / 1e9) }
 func (h *Instance) cityEnabled() bool          { return h.geo != nil && h.geo.CityEnabled() }
 func (h *Instance) asnEnabled() bool           { return h.geo != nil && h.geo.ASNEnabled() }
 func remote(p *decode.Packet, dir hostspec.Direction) []byte {
