@@ -116,3 +116,10 @@ func ErrNoSuchHandler(policy, typ, version string) error {
 	//lint:ignore ST1005 the reference's exact text, which users and tests match
 	return fmt.Errorf("Policy '%s' requires stream handler type '%s' and version '%s' which is not available", policy, typ, version)
 }
+
+// Silent reports a handler whose metric groups are all disabled: it emits nothing, and its
+// key is left out of the output (as the reference does).
+func Silent(sp Spec) bool {
+	g, ok := sp.(interface{ AllGroupsDisabled() bool })
+	return ok && g.AllGroupsDisabled()
+}

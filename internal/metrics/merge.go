@@ -34,8 +34,11 @@ func MergeRings[B any, PB Bucket[B]](rings []*Ring[B, PB], sel Selection, record
 			return rp, err
 		}
 		for _, r := range rings {
-			b, _ := r.Bucket(sel.Bucket)
-			dst.Merge((*B)(b))
+			// Rings of other inputs (merge_like_handlers) may hold fewer buckets.
+			if sel.Bucket < r.Len() {
+				b, _ := r.Bucket(sel.Bucket)
+				dst.Merge((*B)(b))
+			}
 		}
 		_, p := first.Bucket(sel.Bucket)
 		rp.StartTS = p.StartNs / 1e9
@@ -48,7 +51,7 @@ func MergeRings[B any, PB Bucket[B]](rings []*Ring[B, PB], sel Selection, record
 	}
 	n := min(sel.Window, first.Len())
 	for _, r := range rings {
-		for i := range n {
+		for i := range min(n, r.Len()) {
 			b, _ := r.Bucket(i)
 			dst.Merge((*B)(b))
 		}

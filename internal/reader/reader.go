@@ -169,7 +169,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	body := map[string]any{}
 	for i, sp := range specs {
-		if groupsOff(sp) {
+		if handler.Silent(sp) {
 			continue
 		}
 		sink := metrics.NewJSON()
@@ -186,13 +186,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res.Output = map[string]any{key: body}
 	return res, nil
-}
-
-// groupsOff reports a handler whose metric groups are all disabled: it prints nothing.
-func groupsOff(sp handler.Spec) bool {
-	type grouped interface{ AllGroupsDisabled() bool }
-	g, ok := sp.(grouped)
-	return ok && g.AllGroupsDisabled()
 }
 
 // loadModules returns the reader's modules, whether they form a chain, and the window

@@ -54,6 +54,8 @@ func (s *Stream) startWorkers() {
 		s.wg.Add(1)
 		go runWorker(s.workers[i], s.queues[i], s.free[i], &s.barrier, &s.wg)
 	}
+	qs := s.queues
+	s.published.Store(&qs)
 }
 
 // runWorker is a worker goroutine. It touches only its worker, its channels and the batches

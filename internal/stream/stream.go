@@ -15,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pktvisor-go/pktvisor/internal/bpf"
@@ -86,11 +87,12 @@ type Stream struct {
 	stopped chan struct{}
 
 	// multi-worker plumbing
-	queues  []chan *batch
-	free    []chan *batch
-	pending []*batch
-	wg      sync.WaitGroup
-	barrier sync.WaitGroup
+	queues    []chan *batch
+	published atomic.Pointer[[]chan *batch] // queues, for QueueDepths from other goroutines
+	free      []chan *batch
+	pending   []*batch
+	wg        sync.WaitGroup
+	barrier   sync.WaitGroup
 }
 
 // dispatcher is the state the dispatcher writes for every packet, in its own allocation and
@@ -272,6 +274,20 @@ func (s *Stream) serveControl() {
 	}
 }
 
+// QueueDepths returns the batches waiting in each worker's queue (nil with one worker: the
+// dispatcher calls it directly). Safe from any goroutine.
+func (s *Stream) QueueDepths() []int {
+	qs := s.published.Load()
+	if qs == nil {
+		return nil
+	}
+	d := make([]int, len(*qs))
+	for i, q := range *qs {
+		d[i] = len(q)
+	}
+	return d
+}
+
 // Instances returns the per-worker instances of spec i (for rendering).
 func (s *Stream) Instances(i int) []handler.Handler { return s.instances[i] }
 
@@ -320,6 +336,10 @@ func (s *Stream) Run(ctx context.Context, src Source) error {
 		data, info, err := src.Next()
 		if err != nil {
 			if isIdle(err) {
+				if ctx.Err() != nil {
+					runErr = ctx.Err()
+					break
+				}
 				s.idle(time.Now().UnixNano())
 				s.serveControl()
 				s.pollDrops(src, &lastStats, true)
@@ -350,7 +370,7 @@ var ErrIdle = errors.New("stream: no packet within the poll timeout")
 
 // isIdle recognizes ErrIdle and timeout errors (those with a Timeout() bool method saying so).
 func isIdle(err error) bool {
-	if errors.Is(err, ErrIdle) {
+	if errors.Is(err, ErrIdle) || errors.Is(err, capture.ErrTimeout) {
 		return true
 	}
 	var t interface{ Timeout() bool }
