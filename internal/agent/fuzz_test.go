@@ -1,0 +1,65 @@
+package agent
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// Admin request bodies are untrusted: whatever the body, the agent answers with a status
+// below 500, never panics, and a failed request leaves no input behind.
+func FuzzAdminBodies(f *testing.F) {
+	file := samplePcap(f)
+	seeds := []string{
+		"",
+		"visor: {}",
+		tapYAML("t1", file),
+		policyYAML("p", "lab", defaultModules),
+		policyYAML("p", "lab", "          - a:\n              type: dns\n          - b:\n              type: net\n"),
+		strings.Replace(policyYAML("p", "lab", defaultModules), "tap: lab", "tap_selector:\n          all:\n            - site: lab", 1),
+		`{"visor":{"policies":{"p":{"kind":"collection","input":{"tap":"lab","input_type":"pcap","config":{"pcap_file":"/nonexistent"}},"handlers":{"modules":{"d":{"type":"dns"}}}}}}}`,
+		`{"visor":{"policies":{"p":{"kind":"collection","input":{"tap":"lab","input_type":"pcap","filter":{"bpf":"port 53"}},"handlers":{"modules":{"d":{"type":"dns","config":{"only_rcode":[2,3]}}}}}}}}`,
+		"visor:\n  policies:\n    p: &a [*a]\n",
+		"version: 1.0\nvisor:\n  taps:\n    x:\n      input_type: dnstap\n",
+	}
+	for _, s := range seeds {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, body string, policy bool) {
+		if strings.Contains(body, "iface") || strings.Contains(body, "pcap_file") || strings.Contains(body, "pcap_source") {
+			t.Skip("would open a live capture or another file")
+		}
+		a := New(Options{Workers: 1, Version: "fuzz"})
+		defer a.Close()
+		h := a.Handler(true, nil)
+		// A tap the bodies can name, on the sample file (never a live interface: the fuzzer
+		// must not open captures on the host).
+		if _, err := a.AddTaps([]byte(tapYAML("lab", file))); err != nil {
+			t.Fatal(err)
+		}
+		path := "/api/v1/taps"
+		if policy {
+			path = "/api/v1/policies"
+		}
+		req := httptest.NewRequest("POST", path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-yaml")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body.String())
+		}
+		if rec.Code != http.StatusCreated && rec.Code != http.StatusOK {
+			if !strings.HasPrefix(rec.Body.String(), `{"error":`) {
+				t.Fatalf("error without message: %d %q", rec.Code, rec.Body.String())
+			}
+			a.mu.RLock()
+			n := len(a.inputs)
+			a.mu.RUnlock()
+			if n != 0 {
+				t.Fatalf("failed request left %d inputs: %q", n, body)
+			}
+		}
+	})
+}
