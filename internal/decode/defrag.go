@@ -452,3 +452,17 @@ func (f *Defragmenter) remove(si int32) {
 	}
 	f.index[i] = 0
 }
+
+// Add returns the sum of two defragmenters' statistics (several capture lanes).
+func (s DefragStats) Add(o DefragStats) DefragStats {
+	s.Completed += o.Completed
+	s.TimedOut += o.TimedOut
+	s.DroppedOverlap += o.DroppedOverlap
+	s.DroppedTooBig += o.DroppedTooBig
+	s.DroppedTableFull += o.DroppedTableFull
+	s.DroppedInvalid += o.DroppedInvalid
+	s.Duplicates += o.Duplicates
+	s.InProgress += o.InProgress
+	s.BufferedBytes += o.BufferedBytes
+	return s
+}

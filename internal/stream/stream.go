@@ -78,6 +78,11 @@ type Stream struct {
 
 	d *dispatcher
 
+	// Fanout mode (RunFanout): the stop-the-world control of the lanes and their dispatchers
+	// (laneDs[0] == d). Set before the lanes start, under mu.
+	lanes  *laneCtl
+	laneDs []*dispatcher
+
 	// Control requests from other goroutines (reads, attach, detach) while Run is active; the
 	// dispatcher runs them between packets at a barrier. mu serializes the callers, and runs
 	// requests directly when Run is not active.
@@ -248,6 +253,10 @@ func (s *Stream) Do(fn func()) {
 		fn()
 		return
 	}
+	if s.lanes != nil {
+		s.lanes.run(fn, false)
+		return
+	}
 	done := make(chan struct{})
 	req := func() {
 		defer close(done)
@@ -300,6 +309,9 @@ func (s *Stream) Stats() Stats {
 	s.Do(func() {
 		st = s.d.stats
 		st.Defrag = s.d.defrag.Stats()
+		if s.laneDs != nil {
+			s.laneStats(&st)
+		}
 		for _, w := range s.workers {
 			st.DNSMalformed += w.stats.DNSMalformed
 			if w.tcp != nil {
@@ -441,11 +453,15 @@ func (s *Stream) idle(now int64) {
 }
 
 // packet is the dispatcher's per-frame work.
-func (s *Stream) packet(data []byte, info capture.PacketInfo) {
-	s.d.stats.Frames++
+func (s *Stream) packet(data []byte, info capture.PacketInfo) { s.packetOn(s.d, -1, data, info) }
+
+// packetOn processes a frame with dispatcher d: lane -1 routes it to a worker by flow hash;
+// a fanout lane (RunFanout) hands it to its own worker.
+func (s *Stream) packetOn(d *dispatcher, lane int, data []byte, info capture.PacketInfo) {
+	d.stats.Frames++
 	if s.cfg.BPF != "" {
-		if m := s.matcher(info.Link); m == nil || !m.MatchWire(data, info.WireLen) {
-			s.d.stats.BPFFiltered++
+		if m := s.matcher(d, info.Link); m == nil || !m.MatchWire(data, info.WireLen) {
+			d.stats.BPFFiltered++
 			return
 		}
 	}
@@ -454,21 +470,25 @@ func (s *Stream) packet(data []byte, info capture.PacketInfo) {
 	// shifts and timeouts see one clock, whatever the number of workers.
 	ts := info.TS
 	switch {
-	case !s.d.started:
+	case !d.started:
 		s.begin(ts)
-	case ts < s.d.stats.LastTS:
-		ts = s.d.stats.LastTS
-	case s.shifting && ts/1e9 >= s.d.nextShift:
-		s.shift(ts)
-	}
-	s.d.stats.LastTS = ts
-	p := &s.d.pkt
-	*p = decode.Packet{TS: ts, CapLen: info.CapLen, WireLen: info.WireLen}
-	if err := s.d.dec.Decode(info.Link, data, p); err != nil {
-		if errors.Is(err, decode.ErrUnsupportedLink) {
-			s.d.stats.UnknownLink++
+	case ts < d.stats.LastTS:
+		ts = d.stats.LastTS
+	case s.shifting && ts/1e9 >= d.nextShift:
+		if lane < 0 {
+			s.shift(ts)
 		} else {
-			s.d.stats.Malformed++
+			s.laneShift(d, ts)
+		}
+	}
+	d.stats.LastTS = ts
+	p := &d.pkt
+	*p = decode.Packet{TS: ts, CapLen: info.CapLen, WireLen: info.WireLen}
+	if err := d.dec.Decode(info.Link, data, p); err != nil {
+		if errors.Is(err, decode.ErrUnsupportedLink) {
+			d.stats.UnknownLink++
+		} else {
+			d.stats.Malformed++
 		}
 		return
 	}
@@ -477,28 +497,28 @@ func (s *Stream) packet(data []byte, info capture.PacketInfo) {
 	if s.cfg.HostSpec != nil && p.L3 != decode.L3None {
 		dir = s.cfg.HostSpec.Direction(p.SrcAddr(), p.DstAddr())
 	}
-	rnd := s.d.rng.Next()
+	rnd := d.rng.Next()
 	if !p.Fragment {
-		s.dispatch(p, data, info.Link, dir, p.FlowHash(), rnd, false, false)
+		s.dispatch(d, lane, p, data, info.Link, dir, p.FlowHash(), rnd, false, false)
 		return
 	}
-	s.d.stats.Fragments++
+	d.stats.Fragments++
 	// The fragment is a frame for the packet handlers; its datagram, once whole, is content for
 	// the DNS handlers, routed by the full 5-tuple like any unfragmented datagram.
-	s.dispatch(p, data, info.Link, dir, p.FlowHash(), rnd, true, false)
-	if s.d.defrag.Add(p, &s.d.full) {
-		s.d.stats.Reassembled++
-		s.dispatch(&s.d.full, nil, 0, dir, s.d.full.FlowHash(), rnd, false, true)
+	s.dispatch(d, lane, p, data, info.Link, dir, p.FlowHash(), rnd, true, false)
+	if d.defrag.Add(p, &d.full) {
+		d.stats.Reassembled++
+		s.dispatch(d, lane, &d.full, nil, 0, dir, d.full.FlowHash(), rnd, false, true)
 	}
 }
 
 // dispatch hands a packet to its worker. frame is the raw frame p was decoded from (nil for a
 // datagram reassembled from fragments).
-func (s *Stream) dispatch(p *decode.Packet, frame []byte, link decode.LinkType, dir hostspec.Direction, flowHash uint64, rnd uint32, netOnly, dnsOnly bool) {
-	if len(s.workers) == 1 {
-		r := &s.d.rec
+func (s *Stream) dispatch(d *dispatcher, lane int, p *decode.Packet, frame []byte, link decode.LinkType, dir hostspec.Direction, flowHash uint64, rnd uint32, netOnly, dnsOnly bool) {
+	if lane >= 0 || len(s.workers) == 1 {
+		r := &d.rec
 		r.pkt, r.dir, r.flowHash, r.rnd, r.netOnly, r.dnsOnly = *p, dir, flowHash, rnd, netOnly, dnsOnly
-		s.workers[0].process(r)
+		s.workers[max(lane, 0)].process(r)
 		return
 	}
 	s.enqueue(int(flowHash%uint64(len(s.workers))), p, frame, link, dir, flowHash, rnd, netOnly, dnsOnly)
@@ -515,11 +535,11 @@ func (s *Stream) expireTCP(tsNs int64) {
 }
 
 // matcher returns the capture filter compiled for a link type.
-func (s *Stream) matcher(lt decode.LinkType) *bpf.Matcher {
-	if s.d.lastMatch != nil && lt == s.d.lastLink {
-		return s.d.lastMatch
+func (s *Stream) matcher(d *dispatcher, lt decode.LinkType) *bpf.Matcher {
+	if d.lastMatch != nil && lt == d.lastLink {
+		return d.lastMatch
 	}
-	m, ok := s.d.matchers[lt]
+	m, ok := d.matchers[lt]
 	if !ok {
 		var err error
 		if m, err = bpf.NewMatcher(s.cfg.BPF, uint32(lt)); err != nil {
@@ -527,29 +547,32 @@ func (s *Stream) matcher(lt decode.LinkType) *bpf.Matcher {
 			// of another type the program may not exist (nil): its frames are all rejected.
 			m = nil
 		}
-		if s.d.matchers == nil {
-			s.d.matchers = map[decode.LinkType]*bpf.Matcher{}
+		if d.matchers == nil {
+			d.matchers = map[decode.LinkType]*bpf.Matcher{}
 		}
-		s.d.matchers[lt] = m
+		d.matchers[lt] = m
 	}
-	s.d.lastLink, s.d.lastMatch = lt, m
+	d.lastLink, d.lastMatch = lt, m
 	return m
 }
 
 // shift closes every handler's live bucket at ts and opens the next one.
 func (s *Stream) shift(ts int64) {
 	s.d.nextShift = ts/1e9 + metrics.PeriodSeconds
-	s.control(func() {
-		s.expireTCP(ts)
-		for i, hs := range s.instances {
-			for _, h := range hs {
-				h.Shift(ts)
-			}
-			if hook, ok := s.specs[i].(handler.ShiftHook); ok {
-				hook.AfterShift(hs)
-			}
+	s.control(func() { s.shiftAll(ts) })
+}
+
+// shiftAll shifts every instance at ts; the caller holds the stream still.
+func (s *Stream) shiftAll(ts int64) {
+	s.expireTCP(ts)
+	for i, hs := range s.instances {
+		for _, h := range hs {
+			h.Shift(ts)
 		}
-	})
+		if hook, ok := s.specs[i].(handler.ShiftHook); ok {
+			hook.AfterShift(hs)
+		}
+	}
 }
 
 // finish ends the input: TCP streams are closed, live buckets end at the last packet.
