@@ -125,11 +125,7 @@ func (a *Agent) writeHealth(buf *bytes.Buffer) {
 		st := in.st.Stats()
 		s := &stats[i]
 		s.frames, s.filtered, s.malformed, s.unknown, s.dnsBad = st.Frames, st.BPFFiltered, st.Malformed, st.UnknownLink, st.DNSMalformed
-		if ds, ok := in.src.(interface {
-			Stats() (uint64, uint64, error)
-		}); ok {
-			s.osd, s.ifd, _ = ds.Stats()
-		}
+		s.osd, s.ifd = in.dropStats()
 	}
 	counters := []struct {
 		name, help string

@@ -40,7 +40,8 @@ type input struct {
 	source    string // "af_packet" or "pcap_file"
 	iface     string
 	hostIPs   []netip.Prefix
-	src       stream.Source
+	src       stream.Source   // one source read by the stream's dispatcher, or
+	lanes     []stream.Source // one live socket per worker (fanout)
 	closer    io.Closer
 	st        *stream.Stream
 	cancel    context.CancelFunc
@@ -172,12 +173,25 @@ func (a *Agent) newInput(tapName, typ string, cfg, filter config.Map) (*input, e
 			hosts.Add(p)
 		}
 		in.hostIPs = prefixes
-		ls, err := capture.OpenLive(lc)
-		if err != nil {
-			return nil, err
-		}
 		scfg.Live = true
-		in.source, in.iface, in.closer, in.src = "af_packet", name, ls, ls
+		in.source, in.iface = "af_packet", name
+		if scfg.Workers > 1 {
+			// One socket per worker in a PACKET_FANOUT_HASH group, each read by its worker.
+			socks, err := capture.OpenLiveFanout(lc, scfg.Workers)
+			if err != nil {
+				return nil, err
+			}
+			in.closer = closeAll(socks)
+			for _, ls := range socks {
+				in.lanes = append(in.lanes, ls)
+			}
+		} else {
+			ls, err := capture.OpenLive(lc)
+			if err != nil {
+				return nil, err
+			}
+			in.closer, in.src = ls, ls
+		}
 	}
 	in.st = stream.NewGroups(scfg, nil)
 	return in, nil
@@ -192,7 +206,12 @@ func (in *input) start(log *slog.Logger) {
 	in.mu.Unlock()
 	go func() {
 		defer close(in.done)
-		err := in.st.Run(ctx, in.src)
+		var err error
+		if in.lanes != nil {
+			err = in.st.RunFanout(ctx, in.lanes)
+		} else {
+			err = in.st.Run(ctx, in.src)
+		}
 		in.mu.Lock()
 		in.running = false
 		if err != nil && !errors.Is(err, context.Canceled) {
@@ -307,4 +326,37 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// closeAll closes every socket of a fanout group.
+type closeAll []*capture.LiveSource
+
+func (c closeAll) Close() error {
+	var errs []error
+	for _, s := range c {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// dropStats sums the capture drops of an input's sockets. The interface drop counter is the
+// interface's, the same on every socket: it is taken once.
+func (in *input) dropStats() (osd, ifd uint64) {
+	srcs := in.lanes
+	if srcs == nil {
+		srcs = []stream.Source{in.src}
+	}
+	for i, src := range srcs {
+		if ds, ok := src.(stream.DropSource); ok {
+			o, f, err := ds.Stats()
+			if err != nil {
+				continue
+			}
+			osd += o
+			if i == 0 {
+				ifd = f
+			}
+		}
+	}
+	return osd, ifd
 }
