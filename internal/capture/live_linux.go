@@ -44,11 +44,15 @@ func fanoutArg(id int, typeFlags uint32) int {
 type LiveSource struct {
 	r           ring
 	name        string
-	fanout      int
+	fanout      int            // the fanout group id, when inGroup
+	inGroup     bool           // the kernel may assign group id 0
 	pfd         [2]unix.PollFd // the socket and the wake-up eventfd
 	ts          unix.Timespec  // ppoll's timeout, kept here so that waiting does not allocate
 	pollTimeout time.Duration
 	closed      atomic.Bool
+	polling     atomic.Bool // Next may be about to poll, or polling: Close leaves the eventfd open
+	down        bool        // the interface went down: Next watches for its deletion
+	dead        error       // the interface was deleted: the socket will never capture again
 	res         *liveRes
 }
 
@@ -146,7 +150,9 @@ func OpenLiveFanout(cfg LiveConfig, n int) ([]*LiveSource, error) {
 	id := cfg.FanoutGroup
 	for i := 0; i < n; i++ {
 		var typeFlags uint32 = fanoutHashDefrag
-		if id == 0 {
+		// The first socket of a new group asks for an unused id, which may be 0: the later
+		// ones join whatever it got.
+		if cfg.FanoutGroup == 0 && i == 0 {
 			typeFlags |= unix.PACKET_FANOUT_FLAG_UNIQUEID
 		}
 		s, err := openFanoutMember(cfg, name, id, typeFlags)
@@ -204,6 +210,8 @@ func (cfg LiveConfig) normalize() (LiveConfig, error) {
 // ring: the filter goes on before the socket is bound (a socket of protocol 0 receives
 // nothing until then); a socket joining a fanout group receives every frame of the
 // interface between its bind and its join, so it rejects everything until it has joined.
+// fanout is a PACKET_FANOUT argument (never 0: PACKET_FANOUT_FLAG_DEFRAG is always set), or
+// 0 for no group.
 func openLive(cfg LiveConfig, name string, fanout int) (*LiveSource, error) {
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {
@@ -291,7 +299,7 @@ func openLive(cfg LiveConfig, name string, fanout int) (*LiveSource, error) {
 		if err != nil {
 			return fail("reading the fanout group", err)
 		}
-		s.fanout = got & 0xffff
+		s.fanout, s.inGroup = got&0xffff, true
 		if err := setFilter(fd, prog); err != nil {
 			return fail("attaching the BPF filter", err)
 		}
@@ -356,10 +364,15 @@ func htons(v uint16) uint16 {
 // Next returns the next frame. data points into the ring and is valid until the next call to
 // Next or Close. Next waits up to PollTimeout for a frame, then returns ErrTimeout (call it
 // again); after Close it returns io.EOF, promptly even when Close is called by another
-// goroutine while Next waits. Next does not allocate.
+// goroutine while Next waits. The interface going down is reported once by an error that
+// wraps both syscall.ENETDOWN and ErrTimeout (capture resumes when it comes back up); its
+// deletion by a sticky error wrapping ErrNoSuchIface. Next does not allocate.
 func (s *LiveSource) Next() (data []byte, info PacketInfo, err error) {
 	if s.closed.Load() {
-		return nil, PacketInfo{}, s.eof()
+		return nil, PacketInfo{}, s.eof() // the ring may be unmapped: do not touch it
+	}
+	if s.dead != nil {
+		return nil, PacketInfo{}, s.dead
 	}
 	r := &s.r
 	var deadline time.Time
@@ -371,6 +384,7 @@ func (s *LiveSource) Next() (data []byte, info PacketInfo, err error) {
 			r.release()
 		}
 		if r.take() {
+			s.down = false
 			continue
 		}
 		if deadline.IsZero() {
@@ -378,12 +392,24 @@ func (s *LiveSource) Next() (data []byte, info PacketInfo, err error) {
 		}
 		wait := time.Until(deadline)
 		if wait <= 0 {
+			if s.down && s.res.linkGone() {
+				return nil, PacketInfo{}, s.gone()
+			}
 			return nil, PacketInfo{}, ErrTimeout
 		}
 		s.ts = unix.NsecToTimespec(int64(wait))
 		s.pfd[0].Revents, s.pfd[1].Revents = 0, 0
+		// Announce the poll before checking closed, while Close sets closed before checking
+		// polling: one of the two sees the other, so either Next returns here or Close leaves
+		// the (signalled) eventfd open for the poll.
+		s.polling.Store(true)
+		if s.closed.Load() {
+			s.polling.Store(false)
+			return nil, PacketInfo{}, s.eof()
+		}
 		_, err := unix.Ppoll(s.pfd[:], &s.ts, nil)
-		// Close may have replaced the ring and closed the descriptors meanwhile.
+		s.polling.Store(false)
+		// Close may have replaced the ring and closed the socket meanwhile.
 		if s.closed.Load() {
 			return nil, PacketInfo{}, s.eof()
 		}
@@ -400,19 +426,66 @@ func (s *LiveSource) Next() (data []byte, info PacketInfo, err error) {
 }
 
 // socketErr reports what made poll flag the socket. The typical case is the interface going
-// down (ENETDOWN); capture resumes if it comes back, so this error is not sticky.
+// down (ENETDOWN): capture resumes when it comes back up, so the error also wraps ErrTimeout
+// and readers that treat timeouts as idle time carry on (it still says why, to be logged).
+// If instead the interface was deleted, the kernel has unbound the socket for good: that
+// error wraps ErrNoSuchIface and is sticky. The kernel flags the socket when the interface
+// goes down, before the deletion, so a down interface is checked again at every timeout.
 func (s *LiveSource) socketErr(ev int16) error {
 	if ev&unix.POLLNVAL != 0 {
 		return fmt.Errorf("capture on %s: poll: %w", s.name, os.ErrClosed)
 	}
-	serr, err := unix.GetsockoptInt(int(s.pfd[0].Fd), unix.SOL_SOCKET, unix.SO_ERROR)
+	serr, err := s.res.soError()
 	if err != nil {
+		if s.closed.Load() {
+			return s.eof()
+		}
 		return fmt.Errorf("capture on %s: socket error: %w", s.name, err)
 	}
-	if serr == 0 {
+	switch serr {
+	case 0:
 		return fmt.Errorf("capture on %s: poll reported an error on the socket", s.name)
+	case unix.ENETDOWN:
+		s.down = true
+		if s.res.linkGone() {
+			return s.gone()
+		}
+		return fmt.Errorf("capture on %s: %w; waiting for it to come back up (%w)", s.name, serr, ErrTimeout)
 	}
-	return fmt.Errorf("capture on %s: %w", s.name, unix.Errno(serr))
+	return fmt.Errorf("capture on %s: %w", s.name, serr)
+}
+
+func (s *LiveSource) gone() error {
+	s.dead = fmt.Errorf("capture on %s: the interface was deleted: %w", s.name, ErrNoSuchIface)
+	return s.dead
+}
+
+// soError reads (and clears) the socket's pending error, unless Close got there first.
+func (r *liveRes) soError() (unix.Errno, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fd < 0 {
+		return 0, os.ErrClosed
+	}
+	v, err := unix.GetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	return unix.Errno(v), err
+}
+
+// linkGone reports whether the capture's interface was deleted: the kernel then unbinds the
+// socket (its address shows ifindex -1), and a new interface of the same name would not be
+// captured either.
+func (r *liveRes) linkGone() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fd < 0 {
+		return false
+	}
+	sa, err := unix.Getsockname(r.fd)
+	if err != nil {
+		return false
+	}
+	ll, ok := sa.(*unix.SockaddrLinklayer)
+	return ok && ll.Ifindex != r.ifindex
 }
 
 // eof releases the zero pages that stood in for the ring since Close, and the wake-up
@@ -453,6 +526,11 @@ func (s *LiveSource) Close() error {
 	if cerr := r.closeLocked(true); err == nil {
 		err = cerr
 	}
+	if !s.polling.Load() && r.efd >= 0 {
+		// No reader is polling, and any that comes will see closed first.
+		_ = unix.Close(r.efd)
+		r.efd = -1
+	}
 	return err
 }
 
@@ -461,7 +539,7 @@ func (s *LiveSource) Close() error {
 // address range is never unmapped in between) and keeps the eventfd open: a reader that
 // checked closed just before Close may be about to poll, and must find the eventfd
 // signalled rather than a closed descriptor whose number may already be reused (it would
-// then sleep its whole PollTimeout). eof or the cleanup closes it.
+// then sleep its whole PollTimeout). Close, eof or the cleanup closes it.
 func (r *liveRes) closeLocked(zero bool) error {
 	var err error
 	if r.mapped == mapRing {
@@ -537,6 +615,12 @@ func (r *liveRes) readStats() error {
 	r.osDrops += uint64(st.Drops)
 	if r.nl >= 0 {
 		cur, err := r.ifDropCounter()
+		if errors.Is(err, unix.ENODEV) {
+			// The interface was deleted: its last counts stand.
+			_ = unix.Close(r.nl)
+			r.nl = -1
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("capture on %s: interface counters: %w", r.name, err)
 		}
@@ -579,5 +663,6 @@ func (s *LiveSource) LinkType() decode.LinkType { return s.r.link }
 // Iface is the interface name the capture resolved to.
 func (s *LiveSource) Iface() string { return s.name }
 
-// FanoutGroup is the fanout group id the socket joined, 0 for none.
-func (s *LiveSource) FanoutGroup() int { return s.fanout }
+// FanoutGroup is the fanout group id the socket joined; ok is false when it joined none. (A
+// group created by OpenLiveFanout may get id 0: the kernel hands unused ids out from 0.)
+func (s *LiveSource) FanoutGroup() (id int, ok bool) { return s.fanout, s.inGroup }

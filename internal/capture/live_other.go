@@ -26,8 +26,8 @@ func (*LiveSource) LinkType() decode.LinkType { return 0 }
 // Iface is empty: live capture needs Linux.
 func (*LiveSource) Iface() string { return "" }
 
-// FanoutGroup is 0: live capture needs Linux.
-func (*LiveSource) FanoutGroup() int { return 0 }
+// FanoutGroup reports no group: live capture needs Linux.
+func (*LiveSource) FanoutGroup() (id int, ok bool) { return 0, false }
 
 // Close does nothing.
 func (*LiveSource) Close() error { return nil }
