@@ -316,6 +316,7 @@ func (a *Agent) startPolicy(p *policy.Policy) (err error) {
 		if !ok {
 			return &apiError{ErrInvalid, fmt.Sprintf("tap '%s' does not exist", tapName)}
 		}
+		icfg := tap.Config.Merge(p.InputConfig)
 		g := stream.Group{Chained: p.Handlers.Chained}
 		var names []string
 		var configs []config.Map
@@ -326,6 +327,11 @@ func (a *Agent) startPolicy(p *policy.Policy) (err error) {
 			}
 			cfg := m.Merged(a.global[m.Type], window)
 			cfg["_internal_tap_name"] = tapName
+			if recordedInput(icfg) {
+				// A capture file read as fast as possible is a recorded stream, as in the
+				// reader: periods keep their own lengths, no "live" rates.
+				cfg["recorded_stream"] = true
+			}
 			sp, ferr := f(cfg)
 			if ferr != nil {
 				return &apiError{ErrInvalid, ferr.Error()}
@@ -334,7 +340,7 @@ func (a *Agent) startPolicy(p *policy.Policy) (err error) {
 			configs = append(configs, cfg)
 			names = append(names, fmt.Sprintf("%s-%s-%s", p.Name, tapName, m.Name))
 		}
-		plans = append(plans, plan{tap: tapName, cfg: tap.Config.Merge(p.InputConfig), filter: p.InputFilter, group: g, names: names, configs: configs})
+		plans = append(plans, plan{tap: tapName, cfg: icfg, filter: p.InputFilter, group: g, names: names, configs: configs})
 	}
 	for _, pl := range plans {
 		name := inputName(pl.tap, pl.cfg, pl.filter)
@@ -429,3 +435,11 @@ func (a *Agent) Close() {
 
 // Uptime is the time since the agent started.
 func (a *Agent) Uptime() time.Duration { return time.Since(a.started) }
+
+// recordedInput reports an input configuration that replays a capture file in its own time
+// (pcap_file without realtime).
+func recordedInput(cfg config.Map) bool {
+	file, _, _ := cfg.String("pcap_file")
+	realtime, _, _ := cfg.Bool("realtime")
+	return file != "" && !realtime
+}

@@ -132,7 +132,7 @@ func TestPolicyMetricsEqualReader(t *testing.T) {
 	for inst, schema := range map[string]string{"p1-lab-net": "packets", "p1-lab-dns": "dns", "p1-lab-pcap_stats": "pcap"} {
 		g := got[inst].(map[string]any)[schema].(map[string]any)
 		w := wantJSON[schema].(map[string]any)
-		for _, key := range []string{"total", "wire_packets", "xact", "cardinality", "top_qname2", "tcp", "udp", "ipv4", "ipv6", "in", "out", "tcp_reassembly_errors"} {
+		for _, key := range []string{"total", "wire_packets", "xact", "cardinality", "top_qname2", "tcp", "udp", "ipv4", "ipv6", "in", "out", "tcp_reassembly_errors", "period"} {
 			gv, _ := json.Marshal(g[key])
 			wv, _ := json.Marshal(w[key])
 			if key == "xact" && g[key] != nil {

@@ -17,7 +17,11 @@ func (a *Agent) startResources(in *input, window config.Map) {
 	if !ok {
 		return
 	}
-	sp, err := f(window.Merge(nil))
+	cfg := window.Merge(nil)
+	if recordedInput(in.config) {
+		cfg["recorded_stream"] = true
+	}
+	sp, err := f(cfg)
 	if err != nil {
 		a.log.Warn("input_resources handler not started", "input", in.name, "err", err)
 		return
