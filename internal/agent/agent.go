@@ -80,6 +80,7 @@ type Agent struct {
 	order    []string // policy names in creation order
 	closed   bool
 	held     []*input // inputs created while loading a document, started at its end
+	windows  windowCache
 }
 
 // policyState is a running policy.

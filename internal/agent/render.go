@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/pktvisor-go/pktvisor/internal/handler"
@@ -41,6 +42,64 @@ func (a *Agent) PolicyJSON(name string, sel metrics.Selection) (map[string]any, 
 	if !ok {
 		return nil, notFound("policy does not exists")
 	}
+	// Windows are cached for a second, as the reference does: every client polling (CLIs,
+	// scrapers) then costs one merge — one pause of the capture — per second, not one each.
+	if sel.Window > 0 {
+		if out, ok := a.windows.get(ps, sel.Window); ok {
+			return out, nil
+		}
+	}
+	out, err := a.policyJSON(ps, binds, sel)
+	if err == nil && sel.Window > 0 {
+		a.windows.put(ps, sel.Window, out)
+	}
+	return out, err
+}
+
+// windowCache keeps rendered windows for windowCacheTTL.
+type windowCache struct {
+	mu sync.Mutex
+	m  map[windowKey]cachedWindow
+}
+
+type windowKey struct {
+	ps *policyState
+	n  int
+}
+
+type cachedWindow struct {
+	at  time.Time
+	out map[string]any
+}
+
+const windowCacheTTL = time.Second
+
+func (c *windowCache) get(ps *policyState, n int) (map[string]any, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w, ok := c.m[windowKey{ps, n}]
+	if !ok || time.Since(w.at) >= windowCacheTTL {
+		return nil, false
+	}
+	return w.out, true
+}
+
+func (c *windowCache) put(ps *policyState, n int, out map[string]any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[windowKey]cachedWindow{}
+	}
+	now := time.Now()
+	for k, w := range c.m { // drop stale entries (deleted policies too)
+		if now.Sub(w.at) >= windowCacheTTL {
+			delete(c.m, k)
+		}
+	}
+	c.m[windowKey{ps, n}] = cachedWindow{now, out}
+}
+
+func (a *Agent) policyJSON(ps *policyState, binds []*binding, sel metrics.Selection) (map[string]any, error) {
 	now := time.Now().UnixNano()
 	out := map[string]any{}
 	if ps.merge {
