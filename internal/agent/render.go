@@ -115,6 +115,16 @@ func (a *Agent) policyJSON(ps *policyState, binds []*binding, sel metrics.Select
 		})
 		return out, err
 	}
+	err := eachJSON(binds, sel, func(b *binding, i int, schema string, root map[string]any) {
+		out[b.names[i]] = map[string]any{schema: root}
+	})
+	return out, err
+}
+
+// eachJSON renders every handler of the bindings (those not silenced by their metric groups)
+// as JSON with its "period", in order.
+func eachJSON(binds []*binding, sel metrics.Selection, emit func(b *binding, i int, schema string, root map[string]any)) error {
+	now := time.Now().UnixNano()
 	for _, b := range binds {
 		for i, sp := range b.att.Specs() {
 			if handler.Silent(sp) {
@@ -123,13 +133,13 @@ func (a *Agent) policyJSON(ps *policyState, binds []*binding, sel metrics.Select
 			sink := metrics.NewJSON()
 			rp, err := b.att.Render(i, sel, sink, now)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			sink.Root["period"] = rp.JSON()
-			out[b.names[i]] = map[string]any{sp.Schema(): sink.Root}
+			emit(b, i, sp.Schema(), sink.Root)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 type renderFn func(sink metrics.Sink) (metrics.RenderedPeriod, error)
@@ -242,25 +252,16 @@ func (a *Agent) LegacyJSON(sel metrics.Selection) (map[string]any, error) {
 	if !ok {
 		return nil, notFound(`no "default" policy exists`)
 	}
-	now := time.Now().UnixNano()
 	body := map[string]any{}
-	var first map[string]any
-	for _, b := range binds {
-		for i, sp := range b.att.Specs() {
-			if handler.Silent(sp) {
-				continue
-			}
-			sink := metrics.NewJSON()
-			rp, err := b.att.Render(i, sel, sink, now)
-			if err != nil {
-				return nil, err
-			}
-			sink.Root["period"] = rp.JSON()
-			if first == nil {
-				first = rp.JSON()
-			}
-			body[sp.Schema()] = sink.Root
+	var first any
+	err := eachJSON(binds, sel, func(_ *binding, _ int, schema string, root map[string]any) {
+		if first == nil {
+			first = root["period"]
 		}
+		body[schema] = root
+	})
+	if err != nil {
+		return nil, err
 	}
 	if first != nil {
 		body["period"] = first

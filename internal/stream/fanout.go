@@ -208,17 +208,7 @@ func (s *Stream) laneIdle(d *dispatcher, lane int, now int64) {
 // lanePollDrops reports a lane's socket drops to its own worker; the interface's drops are
 // the same counter on every socket, so only lane 0 reports them.
 func (s *Stream) lanePollDrops(d *dispatcher, lane int, src Source, last *time.Time, force bool) {
-	ds, ok := src.(DropSource)
-	if !ok || (!force && time.Since(*last) < time.Second) {
-		return
-	}
-	*last = time.Now()
-	osd, ifd, err := ds.Stats()
-	if err != nil {
-		return
-	}
-	dOS, dIf := osd-min(osd, d.osDrops), ifd-min(ifd, d.ifDrops)
-	d.osDrops, d.ifDrops = osd, ifd
+	dOS, dIf := d.newDrops(src, last, force)
 	if lane != 0 {
 		dIf = 0
 	}

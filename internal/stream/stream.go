@@ -397,17 +397,7 @@ type DropSource interface {
 // pollDrops reports, at most once a second, the drops counted by the source since the last
 // report, to the input-level handlers of worker 0 (once, not once per worker).
 func (s *Stream) pollDrops(src Source, last *time.Time, force bool) {
-	ds, ok := src.(DropSource)
-	if !ok || (!force && time.Since(*last) < time.Second) {
-		return
-	}
-	*last = time.Now()
-	osd, ifd, err := ds.Stats()
-	if err != nil {
-		return
-	}
-	dOS, dIf := osd-min(osd, s.d.osDrops), ifd-min(ifd, s.d.ifDrops)
-	s.d.osDrops, s.d.ifDrops = osd, ifd
+	dOS, dIf := s.d.newDrops(src, last, force)
 	if dOS == 0 && dIf == 0 {
 		return
 	}
@@ -416,6 +406,23 @@ func (s *Stream) pollDrops(src Source, last *time.Time, force bool) {
 			h.Drops(dOS, dIf)
 		}
 	})
+}
+
+// newDrops returns the drops a live source counted since d last asked (at most once a second
+// unless forced).
+func (d *dispatcher) newDrops(src Source, last *time.Time, force bool) (dOS, dIf uint64) {
+	ds, ok := src.(DropSource)
+	if !ok || (!force && time.Since(*last) < time.Second) {
+		return 0, 0
+	}
+	*last = time.Now()
+	osd, ifd, err := ds.Stats()
+	if err != nil {
+		return 0, 0
+	}
+	dOS, dIf = osd-min(osd, d.osDrops), ifd-min(ifd, d.ifDrops)
+	d.osDrops, d.ifDrops = osd, ifd
+	return dOS, dIf
 }
 
 // begin starts the handlers' first period at tsNs.
