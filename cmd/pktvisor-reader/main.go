@@ -19,7 +19,8 @@ import (
 
 const usage = `Usage: pktvisor-reader [options] FILE
 
-Summarize a pcap or pcapng capture with pktvisor's net, dns and pcap handlers and print the
+Summarize a pcap or pcapng capture with pktvisor's net, dns and pcap handlers (or, with
+-i dnstap, a dnstap Frame Streams file with the net and dns handlers) and print the
 result as JSON on stdout: {"1m": {...}} with --periods 1, else {"<P>m": {...}} merged over
 the window of P one-minute periods.
 
@@ -35,7 +36,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o reader.Options
 	var verbose, showVersion, help, pretty bool
-	fs.StringVarP(&o.InputType, "input", "i", "pcap", "input type: pcap (pcap and pcapng files)")
+	fs.StringVarP(&o.InputType, "input", "i", "pcap", "input type: pcap (pcap and pcapng files) or dnstap (a Frame Streams file; net and dns handlers)")
 	fs.StringVarP(&o.BPF, "bpf", "b", "", "tcpdump-style capture filter, e.g. \"port 53\"")
 	fs.StringVarP(&o.HostSpec, "host-spec", "H", "", "comma-separated CIDRs of the host(s): decides in/out direction")
 	fs.IntVar(&o.Periods, "periods", 5, "one-minute periods to keep; 1 = one cumulative bucket")
@@ -89,7 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log.Info("processed", "file", o.File, "frames", st.Frames, "bpf_filtered", st.BPFFiltered,
 		"malformed", st.Malformed, "unsupported_link", st.UnknownLink, "dns_malformed", st.DNSMalformed,
 		"ip_fragments", st.Fragments, "reassembled_datagrams", st.Reassembled,
-		"tcp_flows", st.TCP.Created, "tcp_evicted", st.TCP.Evicted)
+		"tcp_flows", st.TCP.Created, "tcp_evicted", st.TCP.Evicted, "dnstap_skipped", st.DnstapSkipped)
 	if res.Warning != nil {
 		log.Warn("capture ended early; the summary covers the packets read before the error", "err", res.Warning)
 	}

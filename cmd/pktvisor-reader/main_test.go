@@ -133,7 +133,8 @@ func TestBadInput(t *testing.T) {
 		{name: "bad config yaml", args: []string{"--config", badYAML, samplePath}, contains: []string{badYAML, "yaml"}},
 		{name: "config without modules", args: []string{"--config", noModules, samplePath}, contains: []string{noModules, "modules"}},
 		{name: "missing config", args: []string{"--config", missing, samplePath}, contains: []string{missing, "config"}},
-		{name: "unknown input type", args: []string{"-i", "dnstap", samplePath}, contains: []string{"dnstap", "not supported"}},
+		{name: "unknown input type", args: []string{"-i", "sflow", samplePath}, contains: []string{"sflow", "not supported"}},
+		{name: "pcap file as dnstap", args: []string{"-i", "dnstap", samplePath}, contains: []string{"dnstap", "frame streams"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/pktvisor-go/pktvisor/internal/bpf"
 	"github.com/pktvisor-go/pktvisor/internal/capture"
 	"github.com/pktvisor-go/pktvisor/internal/config"
+	"github.com/pktvisor-go/pktvisor/internal/dnstap"
 	"github.com/pktvisor-go/pktvisor/internal/geo"
 	"github.com/pktvisor-go/pktvisor/internal/handler"
 	"github.com/pktvisor-go/pktvisor/internal/hostspec"
@@ -32,7 +33,7 @@ import (
 // Options are the reader's inputs (command-line flags).
 type Options struct {
 	File          string
-	InputType     string // "pcap" (pcap and pcapng)
+	InputType     string // "pcap" (pcap and pcapng) or "dnstap" (a Frame Streams file)
 	BPF           string
 	HostSpec      string
 	Periods       int
@@ -66,6 +67,14 @@ func DefaultModules() []Module {
 	}
 }
 
+// DnstapModules are the handlers the reference reader runs on a dnstap input.
+func DnstapModules() []Module {
+	return []Module{
+		{Name: "net", Type: "net", Version: handler.DefaultVersion},
+		{Name: "dns", Type: "dns", Version: handler.DefaultVersion},
+	}
+}
+
 // Result is what a run produced.
 type Result struct {
 	Output map[string]any // the JSON document
@@ -79,8 +88,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.InputType == "" {
 		o.InputType = "pcap"
 	}
-	if !strings.EqualFold(o.InputType, "pcap") {
-		return nil, fmt.Errorf("input type %q is not supported (supported: pcap)", o.InputType)
+	isDnstap := strings.EqualFold(o.InputType, "dnstap")
+	if !isDnstap && !strings.EqualFold(o.InputType, "pcap") {
+		return nil, fmt.Errorf("input type %q is not supported (supported: pcap, dnstap)", o.InputType)
 	}
 	if o.Periods <= 0 {
 		o.Periods = metrics.DefaultWindow.NumPeriods
@@ -92,7 +102,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Workers <= 0 {
 		o.Workers = runtime.NumCPU()
 	}
-	modules, chained, window, err := loadModules(o)
+	modules, chained, window, err := loadModules(o, isDnstap)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +148,21 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		defer cfg.ASN.Close()
 	}
 
+	if isDnstap {
+		if o.BPF != "" {
+			return nil, fmt.Errorf("a capture filter (-b) does not apply to a dnstap input")
+		}
+		st := stream.NewGroups(cfg, []stream.Group{{Specs: specs, Chained: chained}})
+		res := &Result{}
+		if err := runDnstap(ctx, st, o.File); err != nil {
+			if !errors.Is(err, dnstap.ErrTruncated) {
+				return nil, err
+			}
+			res.Warning = err
+		}
+		return render(st, res, o, modules, specs)
+	}
+
 	src, err := capture.OpenFile(o.File)
 	if err != nil {
 		return nil, err
@@ -159,6 +184,25 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		res.Warning = err
 	}
+	return render(st, res, o, modules, specs)
+}
+
+// runDnstap runs a dnstap (Frame Streams) file through the stream.
+func runDnstap(ctx context.Context, st *stream.Stream, file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("dnstap: %w", err)
+	}
+	defer f.Close()
+	rd := dnstap.NewReader(f, nil, dnstap.ReaderOptions{})
+	if err := st.RunDnstap(ctx, rd); err != nil {
+		return fmt.Errorf("dnstap %s: %w", file, err)
+	}
+	return nil
+}
+
+// render renders every handler of the finished stream into the result's document.
+func render(st *stream.Stream, res *Result, o Options, modules []Module, specs []handler.Spec) (*Result, error) {
 	res.Stats = st.Stats()
 
 	sel := metrics.Selection{}
@@ -190,7 +234,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 // loadModules returns the reader's modules, whether they form a chain, and the window
 // configuration merged into each.
-func loadModules(o Options) ([]Module, bool, config.Map, error) {
+func loadModules(o Options, isDnstap bool) ([]Module, bool, config.Map, error) {
 	window := config.Map{"num_periods": uint64(o.Periods), "deep_sample_rate": uint64(o.MaxDeepSample)}
 	data := o.ConfigYAML
 	if o.ConfigFile != "" {
@@ -200,6 +244,9 @@ func loadModules(o Options) ([]Module, bool, config.Map, error) {
 		}
 	}
 	if len(data) == 0 {
+		if isDnstap {
+			return DnstapModules(), false, window, nil
+		}
 		return DefaultModules(), false, window, nil
 	}
 	mods, chained, window, err := parseHandlers(data, window)

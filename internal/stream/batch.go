@@ -31,6 +31,7 @@ type slim struct {
 	dir             hostspec.Direction
 	netOnly         bool
 	dnsOnly         bool
+	dnstap          bool // a dnstap frame (off, n), not a link-layer frame
 }
 
 type batch struct {

@@ -21,6 +21,7 @@ import (
 	"github.com/pktvisor-go/pktvisor/internal/bpf"
 	"github.com/pktvisor-go/pktvisor/internal/capture"
 	"github.com/pktvisor-go/pktvisor/internal/decode"
+	"github.com/pktvisor-go/pktvisor/internal/dnstap"
 	"github.com/pktvisor-go/pktvisor/internal/geo"
 	"github.com/pktvisor-go/pktvisor/internal/handler"
 	"github.com/pktvisor-go/pktvisor/internal/hostspec"
@@ -62,6 +63,9 @@ type Stats struct {
 	TCP          tcpflow.Stats
 	Defrag       decode.DefragStats
 	XactsEvicted uint64
+	// DnstapSkipped counts dnstap frames that did not decode or were not a MESSAGE with a
+	// message (the reference skips them too).
+	DnstapSkipped uint64
 }
 
 // Stream is one input's processing pipeline.
@@ -111,6 +115,7 @@ type dispatcher struct {
 	pkt    decode.Packet
 	full   decode.Packet
 	rec    record
+	tap    dnstap.Dnstap
 
 	// Capture filters, one per link type (a pcapng file may mix link types).
 	matchers  map[decode.LinkType]*bpf.Matcher

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/pktvisor-go/pktvisor/internal/decode"
+	"github.com/pktvisor-go/pktvisor/internal/dnstap"
 	"github.com/pktvisor-go/pktvisor/internal/dnswire"
 	"github.com/pktvisor-go/pktvisor/internal/handler"
 	"github.com/pktvisor-go/pktvisor/internal/hostspec"
@@ -43,21 +44,25 @@ type chain struct {
 // worker owns one shard of the traffic: its handler instances and its TCP stream tracker.
 // Padded so that two workers' hot fields never share a cache line.
 type worker struct {
-	_         [64]byte
-	id        int
-	all       []handler.Handler
-	packetHs  []handler.Handler
-	dnsHs     []handler.Handler
-	inputHs   []handler.Handler
-	chains    []*chain
-	tcp       *tcpflow.Reassembler
-	msg       dnswire.Message
-	ev        handler.PacketEvent
-	dev       handler.DNSEvent
-	cur       *record // the record being processed (for TCP message callbacks)
-	dec       decode.Decoder
-	rec       record // a batch record, decoded
-	tcpErrors uint64 // reassembly errors already reported to the handlers
+	_        [64]byte
+	id       int
+	all      []handler.Handler
+	packetHs []handler.Handler
+	dnsHs    []handler.Handler
+	inputHs  []handler.Handler
+	// The packet and DNS handlers that count dnstap messages.
+	tapPacketHs []DnstapPacketHandler
+	tapDNSHs    []DnstapDNSHandler
+	tap         dnstap.Dnstap // a batch's dnstap record, decoded
+	chains      []*chain
+	tcp         *tcpflow.Reassembler
+	msg         dnswire.Message
+	ev          handler.PacketEvent
+	dev         handler.DNSEvent
+	cur         *record // the record being processed (for TCP message callbacks)
+	dec         decode.Decoder
+	rec         record // a batch record, decoded
+	tcpErrors   uint64 // reassembly errors already reported to the handlers
 
 	stats WorkerStats
 	_     [64]byte
@@ -77,6 +82,7 @@ func newWorker(id int, tcpCfg tcpflow.Config) *worker {
 // reset forgets every handler (before the lists are rebuilt); the TCP tracker stays.
 func (w *worker) reset() {
 	w.all, w.packetHs, w.dnsHs, w.inputHs, w.chains = nil, nil, nil, nil, nil
+	w.tapPacketHs, w.tapDNSHs = nil, nil
 }
 
 // attach adds a group of handler instances, side by side or chained. Input-level handlers
@@ -100,9 +106,15 @@ func (w *worker) attach(hs []handler.Handler, chained bool) {
 		}
 		if wants&handler.WantPackets != 0 {
 			w.packetHs = append(w.packetHs, h)
+			if th, ok := h.(DnstapPacketHandler); ok {
+				w.tapPacketHs = append(w.tapPacketHs, th)
+			}
 		}
 		if wants&handler.WantDNS != 0 {
 			w.dnsHs = append(w.dnsHs, h)
+			if th, ok := h.(DnstapDNSHandler); ok {
+				w.tapDNSHs = append(w.tapDNSHs, th)
+			}
 		}
 	}
 	if len(c.stages) > 0 {
@@ -133,6 +145,10 @@ func (w *worker) wantsDNS() bool {
 
 // processSlim decodes a batch record and processes it.
 func (w *worker) processSlim(b *batch, s *slim) {
+	if s.dnstap {
+		w.dnstapSlim(b, s)
+		return
+	}
 	r := &w.rec
 	r.dir, r.flowHash, r.rnd, r.netOnly, r.dnsOnly = s.dir, s.flowHash, s.rnd, s.netOnly, s.dnsOnly
 	if s.dnsOnly {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pktvisor-go/pktvisor/internal/config"
+	"github.com/pktvisor-go/pktvisor/internal/dnstap"
 	"github.com/pktvisor-go/pktvisor/internal/dnswire"
 	"github.com/pktvisor-go/pktvisor/internal/handler"
 	"github.com/pktvisor-go/pktvisor/internal/metrics"
@@ -39,6 +40,14 @@ var ConfigKeys = []string{"exclude_noerror", "only_rcode", "only_queries", "only
 // dnstapTypes are the valid dnstap_msg_type values.
 var dnstapTypes = []string{"auth", "client", "forwarder", "resolver", "stub", "tool", "update"}
 
+// dnstapQueryTypes maps a dnstap_msg_type value to its *_QUERY message type (the *_RESPONSE
+// type is the next number in dnstap.proto).
+var dnstapQueryTypes = map[string]dnstap.MessageType{
+	"auth": dnstap.AuthQuery, "client": dnstap.ClientQuery, "forwarder": dnstap.ForwarderQuery,
+	"resolver": dnstap.ResolverQuery, "stub": dnstap.StubQuery, "tool": dnstap.ToolQuery,
+	"update": dnstap.UpdateQuery,
+}
+
 // DefaultXactTTL is the transaction timeout when none is configured.
 const DefaultXactTTL = 5000 // ms
 
@@ -58,6 +67,7 @@ type Spec struct {
 	geoNotFound      bool
 	asnNotFound      bool
 	dnstapMsgType    string
+	dnstapQuery      dnstap.MessageType // 0 = no dnstap_msg_type filter
 	publicSuffixList bool
 	xactTTLNs        int64
 
@@ -163,6 +173,7 @@ func New(cfg config.Map) (handler.Spec, error) {
 			return nil, fmt.Errorf("DnsStreamHandler: dnstap_msg_type contained an invalid/unsupported type. Valid types: %s", strings.Join(dnstapTypes, ", "))
 		}
 		s.dnstapMsgType = mt
+		s.dnstapQuery = dnstapQueryTypes[mt]
 	}
 	// xact_ttl_ms wins over xact_ttl_secs.
 	if v, ok, err := cfg.Uint("xact_ttl_secs"); err != nil {

@@ -10,6 +10,7 @@ import (
 	"bytes"
 
 	"github.com/pktvisor-go/pktvisor/internal/decode"
+	"github.com/pktvisor-go/pktvisor/internal/dnstap"
 	"github.com/pktvisor-go/pktvisor/internal/dnswire"
 	"github.com/pktvisor-go/pktvisor/internal/geo"
 	"github.com/pktvisor-go/pktvisor/internal/handler"
@@ -303,28 +304,104 @@ func (h *Instance) DNS(ev *handler.DNSEvent) bool {
 		} else {
 			b.udp++
 		}
-		switch p.L3 {
-		case decode.L3IPv4:
-			b.ipv4++
-		case decode.L3IPv6:
-			b.ipv6++
+		countL3(b, p.L3)
+		countRcode(b, m)
+	}
+	return h.content(ev, b, deep, suffix)
+}
+
+func countL3(b *bucket, l3 decode.L3) {
+	switch l3 {
+	case decode.L3IPv4:
+		b.ipv4++
+	case decode.L3IPv6:
+		b.ipv6++
+	}
+}
+
+// countRcode counts a reply's rcode.
+func countRcode(b *bucket, m *dnswire.Message) {
+	if !m.QR {
+		return
+	}
+	switch m.Rcode {
+	case rcodeNoError:
+		b.noerror++
+		if m.ANCount == 0 {
+			b.nodata++
 		}
-		if m.QR {
-			switch m.Rcode {
-			case rcodeNoError:
-				b.noerror++
-				if m.ANCount == 0 {
-					b.nodata++
-				}
-			case rcodeNXDomain:
-				b.nxdomain++
-			case rcodeServFail:
-				b.srvfail++
-			case rcodeRefused:
-				b.refused++
-			}
+	case rcodeNXDomain:
+		b.nxdomain++
+	case rcodeServFail:
+		b.srvfail++
+	case rcodeRefused:
+		b.refused++
+	}
+}
+
+// Dnstap counts one dnstap message (spec §2.2). ev.Pkt describes the message, not a packet:
+// TS from the message's query or response time, L3 from socket_family, L4 from
+// socket_protocol (UDP or TCP count as such; DoT, DoH, DNSCrypt and DoQ count as neither).
+// ev.Msg is the parsed query_message or response_message when hasMsg; without one only the
+// events, rates, totals and the transport, family and query/reply counters move. Queries and
+// replies are told by the message type, and of the filters only dnstap_msg_type applies.
+// Transactions pair when the worker gives a query and its response the same FlowHash.
+func (h *Instance) Dnstap(ev *handler.DNSEvent, typ dnstap.MessageType, hasMsg bool) bool {
+	s := h.spec
+	g := s.common.Groups
+	b := h.ring.Live()
+	p := ev.Pkt
+	sec := p.TS / 1e9
+	deep := handler.Deep(s.common.Window.DeepSampleRate, ev.Rand)
+	if h.sweepTick++; h.sweepTick&(sweepEvery-1) == 0 {
+		if n := h.xacts.sweep(p.TS-s.xactTTLNs, sweepEvery*sweepStep); n > 0 && g&grpXact != 0 {
+			b.xactTimedOut += n
 		}
 	}
+	b.events++
+	if deep {
+		b.deepSamples++
+	}
+	b.ratesEvents.Add(sec, 1)
+	if q := s.dnstapQuery; q != 0 && typ != q && typ != q+1 {
+		b.filtered++
+		return false
+	}
+	b.total++
+	b.ratesTotal.Add(sec, 1)
+	if g&grpCounters != 0 {
+		switch {
+		case typ.IsQuery():
+			b.queries++
+		case typ.IsResponse():
+			b.replies++
+		}
+		switch p.L4 {
+		case decode.L4UDP:
+			b.udp++
+		case decode.L4TCP:
+			b.tcp++
+		}
+		countL3(b, p.L3)
+		if hasMsg {
+			countRcode(b, ev.Msg)
+		}
+	}
+	if !hasMsg {
+		return true
+	}
+	if s.needScan {
+		_ = ev.Records()
+	}
+	return h.content(ev, b, deep, 0)
+}
+
+// content counts what a message's content says (transactions, tops, cardinality) once it
+// passed the filters; suffix is the matched only_qname_suffix length, or 0.
+func (h *Instance) content(ev *handler.DNSEvent, b *bucket, deep bool, suffix int) bool {
+	s := h.spec
+	g := s.common.Groups
+	m := ev.Msg
 
 	// The name is hashed once and serves the transaction check, the cardinality and the tops.
 	var nameHash, qhash uint64

@@ -192,8 +192,12 @@ func remote(p *decode.Packet, dir hostspec.Direction) []byte {
 // filtered applies the geo/ASN filters to the remote address. Unknown direction, or a
 // database that is not loaded, filters the packet out (as the reference does).
 func (h *Instance) filtered(p *decode.Packet, dir hostspec.Direction) bool {
+	return h.filteredAddr(remote(p, dir))
+}
+
+// filteredAddr applies the geo/ASN filters to a remote address (nil: none, filtered out).
+func (h *Instance) filteredAddr(addr []byte) bool {
 	s := h.spec
-	addr := remote(p, dir)
 	if addr == nil {
 		return true
 	}
@@ -236,21 +240,72 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 // Packet implements handler.Handler: the hot path.
 func (h *Instance) Packet(ev *handler.PacketEvent) bool {
 	s := h.spec
-	g := s.common.Groups
 	b := h.ring.Live()
-	p := ev.Pkt
-	sec := p.TS / 1e9
 	deep := handler.Deep(s.common.Window.DeepSampleRate, ev.Rand)
-
 	b.events++
 	if deep {
 		b.deepSamples++
 	}
-	b.ppsEvents.Add(sec, 1)
-	if s.filtering && h.filtered(p, ev.Dir) {
+	b.ppsEvents.Add(ev.Pkt.TS/1e9, 1)
+	if s.filtering && h.filtered(ev.Pkt, ev.Dir) {
 		b.filtered++
 		return false
 	}
+	if !h.counters(ev, b, deep) {
+		return true
+	}
+	addr := remote(ev.Pkt, ev.Dir)
+	if addr == nil {
+		return true
+	}
+	h.address(b, addr, ev.Pkt.L3, ev.Dir == hostspec.ToHost)
+	return true
+}
+
+// Dnstap counts one dnstap message (spec §2.1): ev.Pkt describes the message, not a packet
+// (CapLen is the frame length, L3/L4 come from socket_family/socket_protocol, Dir from the
+// message type). The query address (nil if absent) feeds src_ips_in, the response address
+// dst_ips_out, both the tops, whatever the direction, as the reference counts dnstap.
+func (h *Instance) Dnstap(ev *handler.PacketEvent, query, response []byte) bool {
+	s := h.spec
+	b := h.ring.Live()
+	deep := handler.Deep(s.common.Window.DeepSampleRate, ev.Rand)
+	b.events++
+	if deep {
+		b.deepSamples++
+	}
+	b.ppsEvents.Add(ev.Pkt.TS/1e9, 1)
+	if s.filtering {
+		var addr []byte
+		switch ev.Dir {
+		case hostspec.ToHost:
+			addr = query
+		case hostspec.FromHost:
+			addr = response
+		}
+		if h.filteredAddr(addr) {
+			b.filtered++
+			return false
+		}
+	}
+	if !h.counters(ev, b, deep) {
+		return true
+	}
+	if query != nil {
+		h.address(b, query, ev.Pkt.L3, true)
+	}
+	if response != nil {
+		h.address(b, response, ev.Pkt.L3, false)
+	}
+	return true
+}
+
+// counters counts a packet that passed the filters and reports whether it is deep-sampled.
+func (h *Instance) counters(ev *handler.PacketEvent, b *bucket, deep bool) bool {
+	s := h.spec
+	g := s.common.Groups
+	p := ev.Pkt
+	sec := p.TS / 1e9
 	size := uint64(p.CapLen)
 	b.total++
 	b.ppsTotal.Add(sec, 1)
@@ -292,23 +347,23 @@ func (h *Instance) Packet(ev *handler.PacketEvent) bool {
 			b.unknownDir++
 		}
 	}
-	if !deep {
-		return true
-	}
-	addr := remote(p, ev.Dir)
-	if addr == nil {
-		return true
-	}
+	return deep
+}
+
+// address counts a deep-sampled remote address: src_ips_in when in, else dst_ips_out, and
+// the top IPs, locations and ASNs.
+func (h *Instance) address(b *bucket, addr []byte, l3 decode.L3, in bool) {
+	g := h.spec.common.Groups
 	hash := sketch.Hash(addr)
 	if g&grpCardinality != 0 {
-		if ev.Dir == hostspec.ToHost {
+		if in {
 			b.srcIPsIn.InsertHash(hash)
 		} else {
 			b.dstIPsOut.InsertHash(hash)
 		}
 	}
 	if g&grpTopIPs != 0 {
-		if p.L3 == decode.L3IPv4 {
+		if l3 == decode.L3IPv4 {
 			b.topIPv4.Update(addr, hash, 1)
 		} else {
 			b.topIPv6.Update(addr, hash, 1)
@@ -325,5 +380,4 @@ func (h *Instance) Packet(ev *handler.PacketEvent) bool {
 			b.topASN.Update(k, sketch.Hash(k), 1)
 		}
 	}
-	return true
 }
