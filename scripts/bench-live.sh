@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Live capture benchmark (root): replays a generated DNS capture with tcpreplay onto one end of
+# Live capture benchmark (root): replays a generated DNS capture with pktvisor-replay (ours:
+# sendmmsg batches, qdisc bypass; REPLAY=tcpreplay for tcpreplay) onto one end of
 # a veth pair between two private network namespaces, while pktvisord captures the other end
 # (AF_PACKET, one fanout socket per worker). For each target rate it reports the rate reached,
 # the packets the agent counted, kernel drops and the agent's CPU use. Nothing touches the
 # host's network. Usage: sudo bash scripts/bench-live.sh [packets per run] [rates...]
-# Needs tcpreplay (apt-get install tcpreplay). Benchmark, not test: it never fails on speed.
+# Benchmark, not test: it never fails on speed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKTS="${1:-2000000}"; shift || true
@@ -13,10 +14,14 @@ RATES=("${@:-250000 500000 750000 1000000 1500000 topspeed}")
 RATES=(${RATES[*]})
 WORK=/tmp/pktvisor-bench-live
 mkdir -p "$WORK"
-command -v tcpreplay >/dev/null || { echo "tcpreplay is needed: apt-get install tcpreplay"; exit 1; }
+REPLAY="${REPLAY:-pktvisor-replay}"
+if [ "$REPLAY" = tcpreplay ]; then
+  command -v tcpreplay >/dev/null || { echo "tcpreplay is needed: apt-get install tcpreplay"; exit 1; }
+fi
 
 go build -o "$WORK/pktvisord" ./cmd/pktvisord
 go build -o "$WORK/pktvisor-gen" ./cmd/pktvisor-gen
+go build -o "$WORK/pktvisor-replay" ./cmd/pktvisor-replay
 CAP="$WORK/dns-$PKTS.pcap"
 [ -s "$CAP" ] || "$WORK/pktvisor-gen" -q -n "$PKTS" -o "$CAP"
 
@@ -44,11 +49,17 @@ printf "%-10s %12s %12s %12s %10s %8s\n" target reached_pps sent captured os_dro
 for rate in "${RATES[@]}"; do
   p0=$(metric pktvisord_input_packets_total); d0=$(metric pktvisord_input_os_drops_total); c0=$(cputicks); t0=$(date +%s.%N)
   if [ "$rate" = topspeed ]; then opt=--topspeed; else opt="--pps=$rate"; fi
-  out=$(ip netns exec "$A" tcpreplay -K -i vA $opt "$CAP" 2>&1)
+  if [ "$REPLAY" = tcpreplay ]; then
+    out=$(ip netns exec "$A" tcpreplay -K -i vA $opt "$CAP" 2>&1)
+    sent=$(echo "$out" | awk '/Actual:/ {print $2; exit}')
+    secs=$(echo "$out" | awk '/Actual:/ {for (i=1;i<=NF;i++) if ($i=="seconds") print $(i-1); exit}')
+  else
+    out=$(ip netns exec "$A" "$WORK/pktvisor-replay" -q -i vA ${REPLAY_ARGS:-} $opt "$CAP" 2>&1)
+    sent=$(echo "$out" | awk '/^sent / {print $2; exit}')
+    secs=$(echo "$out" | awk '/^sent / {print $5; exit}')
+  fi
   sleep 1.5 # let the agent drain its rings
   p1=$(metric pktvisord_input_packets_total); d1=$(metric pktvisord_input_os_drops_total); c1=$(cputicks); t1=$(date +%s.%N)
-  sent=$(echo "$out" | awk '/Actual:/ {print $2; exit}')
-  secs=$(echo "$out" | awk '/Actual:/ {for (i=1;i<=NF;i++) if ($i=="seconds") print $(i-1); exit}')
   reached=$(awk -v n="$sent" -v s="$secs" 'BEGIN {if (s>0) printf "%d", n/s; else print 0}')
   cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v s="$secs" 'BEGIN {if (s>0) printf "%.0f%%", 100*(b-a)/hz/s}')
   printf "%-10s %12s %12s %12s %10s %8s\n" "$rate" "$reached" "$sent" "$((p1-p0))" "$((d1-d0))" "$cpu"
