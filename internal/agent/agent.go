@@ -13,6 +13,11 @@
 // never blocks the packet path for longer than one render nor the admin API at all. A policy
 // is created completely (inputs opened, handlers built) before anything starts; any failure
 // undoes what it created, so no half-created input is left behind.
+//
+// Inputs: `pcap` (internal/capture: AF_PACKET or a capture file) and `dnstap` (a Frame
+// Streams file, or internal/dnstap's socket server on a unix path or TCP address, whose
+// batches feed the stream as a live source that reports idleness every 100 ms so the clock
+// and the admin API keep working without senders).
 package agent
 
 import (
@@ -124,7 +129,7 @@ func New(opts Options) *Agent {
 func (a *Agent) parseOptions(single bool) policy.Options {
 	return policy.Options{
 		Single:         single,
-		InputAvailable: func(t string) bool { return t == "pcap" },
+		InputAvailable: func(t string) bool { return t == "pcap" || t == "dnstap" },
 		HandlerAvailable: func(typ, version string) bool {
 			_, ok := handler.Lookup(typ, version)
 			return ok
@@ -440,6 +445,9 @@ func (a *Agent) Uptime() time.Duration { return time.Since(a.started) }
 // recordedInput reports an input configuration that replays a capture file in its own time
 // (pcap_file without realtime).
 func recordedInput(cfg config.Map) bool {
+	if file, _, _ := cfg.String("dnstap_file"); file != "" {
+		return true
+	}
 	file, _, _ := cfg.String("pcap_file")
 	realtime, _, _ := cfg.Bool("realtime")
 	return file != "" && !realtime

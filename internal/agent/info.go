@@ -120,12 +120,15 @@ func (a *Agent) writeHealth(buf *bytes.Buffer) {
 	family("pktvisord_inputs", "gauge", "Running input streams")
 	fmt.Fprintf(buf, "pktvisord_inputs%s %d\n", lbl(), len(inputs))
 
-	stats := make([]struct{ frames, filtered, malformed, unknown, dnsBad, osd, ifd uint64 }, len(inputs))
+	stats := make([]struct{ frames, filtered, malformed, unknown, dnsBad, osd, ifd, tapDrops, tapConnErrs uint64 }, len(inputs))
 	for i, in := range inputs {
 		st := in.st.Stats()
 		s := &stats[i]
 		s.frames, s.filtered, s.malformed, s.unknown, s.dnsBad = st.Frames, st.BPFFiltered, st.Malformed, st.UnknownLink, st.DNSMalformed
 		s.osd, s.ifd = in.dropStats()
+		if in.dnstap != nil {
+			s.tapDrops, s.tapConnErrs = in.dnstap.drops()
+		}
 	}
 	counters := []struct {
 		name, help string
@@ -138,6 +141,8 @@ func (a *Agent) writeHealth(buf *bytes.Buffer) {
 		{"pktvisord_input_dns_malformed_total", "DNS-port payloads too short for a DNS header", func(i int) uint64 { return stats[i].dnsBad }},
 		{"pktvisord_input_os_drops_total", "Packets the kernel dropped because the capture ring was full", func(i int) uint64 { return stats[i].osd }},
 		{"pktvisord_input_if_drops_total", "Packets the interface dropped (rx_dropped + rx_missed since capture start)", func(i int) uint64 { return stats[i].ifd }},
+		{"pktvisord_input_dnstap_drops_total", "dnstap frames a socket input dropped because the stream fell behind", func(i int) uint64 { return stats[i].tapDrops }},
+		{"pktvisord_input_dnstap_connection_errors_total", "dnstap sender connections closed on a protocol error, a timeout or a truncated frame", func(i int) uint64 { return stats[i].tapConnErrs }},
 	}
 	for _, c := range counters {
 		family(c.name, "counter", c.help)

@@ -37,11 +37,12 @@ type input struct {
 	config config.Map // tap config ∪ policy input config (∪ filter)
 	filter config.Map
 
-	source    string // "af_packet" or "pcap_file"
+	source    string // "af_packet", "pcap_file", "dnstap_file", "dnstap_unix" or "dnstap_tcp"
 	iface     string
 	hostIPs   []netip.Prefix
 	src       stream.Source   // one source read by the stream's dispatcher, or
-	lanes     []stream.Source // one live socket per worker (fanout)
+	lanes     []stream.Source // one live socket per worker (fanout), or
+	dnstap    *dnstapSource   // a dnstap file or server
 	closer    io.Closer
 	st        *stream.Stream
 	cancel    context.CancelFunc
@@ -65,11 +66,16 @@ func inputName(tap string, cfg, filter config.Map) string {
 	return fmt.Sprintf("%s-%016x", tap, h.Sum64())
 }
 
-// newInput validates the pcap input configuration and opens its source; it does not start
+// newInput validates the input configuration and opens its source; it does not start
 // reading.
 func (a *Agent) newInput(tapName, typ string, cfg, filter config.Map) (*input, error) {
-	if typ != "pcap" {
-		return nil, fmt.Errorf("input type '%s' is not supported (supported: pcap)", typ)
+	if typ != "pcap" && typ != "dnstap" {
+		return nil, fmt.Errorf("input type '%s' is not supported (supported: pcap, dnstap)", typ)
+	}
+	in := &input{name: inputName(tapName, cfg, filter), tap: tapName, typ: typ, config: cfg, filter: filter,
+		done: make(chan struct{})}
+	if typ == "dnstap" {
+		return a.newDnstapInput(in, cfg, filter)
 	}
 	if err := cfg.CheckKeys(pcapConfigKeys); err != nil {
 		return nil, err
@@ -77,8 +83,6 @@ func (a *Agent) newInput(tapName, typ string, cfg, filter config.Map) (*input, e
 	if err := filter.CheckKeys(pcapFilterKeys); err != nil {
 		return nil, err
 	}
-	in := &input{name: inputName(tapName, cfg, filter), tap: tapName, typ: typ, config: cfg, filter: filter,
-		done: make(chan struct{})}
 	str := func(key string) (string, error) {
 		v, _, err := cfg.String(key)
 		return v, err
@@ -207,9 +211,12 @@ func (in *input) start(log *slog.Logger) {
 	go func() {
 		defer close(in.done)
 		var err error
-		if in.lanes != nil {
+		switch {
+		case in.dnstap != nil:
+			err = in.st.RunDnstap(ctx, in.dnstap)
+		case in.lanes != nil:
 			err = in.st.RunFanout(ctx, in.lanes)
-		} else {
+		default:
 			err = in.st.Run(ctx, in.src)
 		}
 		in.mu.Lock()
@@ -221,7 +228,7 @@ func (in *input) start(log *slog.Logger) {
 		switch {
 		case err != nil && !errors.Is(err, context.Canceled):
 			log.Warn("input stopped", "input", in.name, "err", err)
-		case in.source == "pcap_file" && ctx.Err() == nil:
+		case (in.source == "pcap_file" || in.source == "dnstap_file") && ctx.Err() == nil:
 			st := in.st.Stats()
 			log.Info("capture file read", "input", in.name, "packets", st.Frames)
 		}
@@ -263,6 +270,14 @@ func (in *input) info() map[string]any {
 	inp := map[string]any{"running": running, "consumers": users}
 	if errMsg != "" {
 		inp["error"] = errMsg
+	}
+	if in.dnstap != nil {
+		// The reference's dnstap info is module + input only; "stats" is ours.
+		return map[string]any{
+			"module": map[string]any{"name": in.name, "config": in.config.Merge(in.filter)},
+			"input":  inp,
+			"stats":  in.dnstap.stats(st),
+		}
 	}
 	return map[string]any{
 		"module": map[string]any{"name": in.name, "config": in.config.Merge(in.filter)},

@@ -48,12 +48,22 @@ type DnstapDNSHandler interface {
 // live buckets at the last message's time, like Run. Frames that do not decode, or are not a
 // MESSAGE with a message, are skipped and counted (Stats.DnstapSkipped). A read error is
 // returned after everything before it was processed.
+//
+// With Config.Live (a socket of senders) the first period starts when RunDnstap starts, src
+// returns ErrIdle (or a timeout error) when no frame came within its poll interval — periods
+// then rotate and rates tick on wall time, and control requests are served — and messages are
+// timestamped as the reference does (spec §1.6): CLIENT/AUTH/RESOLVER queries and responses by
+// their own query/response time, every other type by the wall clock; a message time ahead of
+// the wall clock (a sender's skewed clock) is taken as now, so it cannot rotate periods early.
 func (s *Stream) RunDnstap(ctx context.Context, src DnstapSource) error {
 	s.mu.Lock()
 	s.running = true
 	s.mu.Unlock()
 	if len(s.workers) > 1 {
 		s.startWorkers()
+	}
+	if s.cfg.Live {
+		s.begin(time.Now().UnixNano())
 	}
 	var runErr error
 	for n := 0; ; n++ {
@@ -66,6 +76,15 @@ func (s *Stream) RunDnstap(ctx context.Context, src DnstapSource) error {
 		}
 		frame, err := src.Next()
 		if err != nil {
+			if s.cfg.Live && isIdle(err) {
+				if ctx.Err() != nil {
+					runErr = ctx.Err()
+					break
+				}
+				s.idle(time.Now().UnixNano())
+				s.serveControl()
+				continue
+			}
 			if !errors.Is(err, io.EOF) {
 				runErr = err
 			}
@@ -90,7 +109,13 @@ func (s *Stream) dnstapFrame(frame []byte) {
 		d.stats.DnstapSkipped++
 		return
 	}
-	ts, ok := dnstapTime(t)
+	var ts int64
+	ok := false
+	if s.cfg.Live {
+		ts, ok = dnstapLiveTime(t, time.Now().UnixNano()), true
+	} else {
+		ts, ok = dnstapTime(t)
+	}
 	if !ok {
 		// No usable time in the message: the stream's clock (wall time before the first event),
 		// so a recorded file keeps its own clock.
@@ -146,6 +171,20 @@ func dnstapTime(t *dnstap.Dnstap) (int64, bool) {
 		return qt, true
 	}
 	return rt, rok
+}
+
+// dnstapLiveTime is a live message's time (spec §1.6): the event time of CLIENT, AUTH and
+// RESOLVER queries and responses, the wall clock now for every other type (and when the
+// message has no usable time); never later than now.
+func dnstapLiveTime(t *dnstap.Dnstap, now int64) int64 {
+	switch t.Message.Type {
+	case dnstap.ClientQuery, dnstap.ClientResponse, dnstap.AuthQuery, dnstap.AuthResponse,
+		dnstap.ResolverQuery, dnstap.ResolverResponse:
+		if ts, ok := dnstapTime(t); ok && ts <= now {
+			return ts
+		}
+	}
+	return now
 }
 
 func nsTime(sec uint64, nsec uint32, present bool) (int64, bool) {
