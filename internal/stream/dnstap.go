@@ -3,7 +3,7 @@ package stream
 import (
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"math"
 	"time"
 
@@ -56,48 +56,17 @@ type DnstapDNSHandler interface {
 // their own query/response time, every other type by the wall clock; a message time ahead of
 // the wall clock (a sender's skewed clock) is taken as now, so it cannot rotate periods early.
 func (s *Stream) RunDnstap(ctx context.Context, src DnstapSource) error {
-	s.mu.Lock()
-	s.running = true
-	s.mu.Unlock()
-	if len(s.workers) > 1 {
-		s.startWorkers()
-	}
-	if s.cfg.Live {
-		s.begin(time.Now().UnixNano())
-	}
-	var runErr error
-	for n := 0; ; n++ {
-		if n&63 == 0 {
-			if ctx.Err() != nil {
-				runErr = ctx.Err()
-				break
-			}
-			s.serveControl()
-		}
+	return s.runLoop(ctx, func() error {
 		frame, err := src.Next()
 		if err != nil {
-			if s.cfg.Live && isIdle(err) {
-				if ctx.Err() != nil {
-					runErr = ctx.Err()
-					break
-				}
-				s.idle(time.Now().UnixNano())
-				s.serveControl()
-				continue
+			if !s.cfg.Live && isIdle(err) {
+				return fmt.Errorf("stream: idle error from a recorded dnstap source: %v", err)
 			}
-			if !errors.Is(err, io.EOF) {
-				runErr = err
-			}
-			break
+			return err
 		}
 		s.dnstapFrame(frame)
-	}
-	s.finish()
-	close(s.stopped)
-	s.mu.Lock()
-	s.running = false
-	s.mu.Unlock()
-	return runErr
+		return nil
+	}, nil)
 }
 
 // dnstapFrame is the dispatcher's per-frame work for dnstap.

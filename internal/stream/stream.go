@@ -331,6 +331,26 @@ func (s *Stream) Stats() Stats {
 // packet's time. A read error after some packets (a truncated file) is returned after the
 // packets before it were processed and the buckets closed, so the caller can still report.
 func (s *Stream) Run(ctx context.Context, src Source) error {
+	lastStats := time.Now()
+	n := 0
+	return s.runLoop(ctx, func() error {
+		data, info, err := src.Next()
+		if err != nil {
+			return err
+		}
+		s.packet(data, info)
+		if n++; s.cfg.Live && n&1023 == 0 {
+			s.pollDrops(src, &lastStats, false)
+		}
+		return nil
+	}, func() { s.pollDrops(src, &lastStats, true) })
+}
+
+// runLoop is the dispatcher's loop shared by every kind of source: step reads and processes
+// one item and returns the source's error; an idle error (ErrIdle, a timeout) runs the
+// timers, onIdle and the control requests instead. It starts the workers and, live, the
+// first period, and finishes the stream at the end.
+func (s *Stream) runLoop(ctx context.Context, step func() error, onIdle func()) error {
 	s.mu.Lock()
 	s.running = true
 	s.mu.Unlock()
@@ -341,7 +361,6 @@ func (s *Stream) Run(ctx context.Context, src Source) error {
 		s.begin(time.Now().UnixNano())
 	}
 	var runErr error
-	lastStats := time.Now()
 	for n := 0; ; n++ {
 		if n&63 == 0 {
 			if ctx.Err() != nil {
@@ -350,27 +369,26 @@ func (s *Stream) Run(ctx context.Context, src Source) error {
 			}
 			s.serveControl()
 		}
-		data, info, err := src.Next()
-		if err != nil {
-			if isIdle(err) {
-				if ctx.Err() != nil {
-					runErr = ctx.Err()
-					break
-				}
-				s.idle(time.Now().UnixNano())
-				s.serveControl()
-				s.pollDrops(src, &lastStats, true)
-				continue
-			}
-			if !errors.Is(err, io.EOF) {
-				runErr = err
-			}
-			break
+		err := step()
+		if err == nil {
+			continue
 		}
-		s.packet(data, info)
-		if s.cfg.Live && n&1023 == 0 {
-			s.pollDrops(src, &lastStats, false)
+		if isIdle(err) {
+			if ctx.Err() != nil {
+				runErr = ctx.Err()
+				break
+			}
+			s.idle(time.Now().UnixNano())
+			s.serveControl()
+			if onIdle != nil {
+				onIdle()
+			}
+			continue
 		}
+		if !errors.Is(err, io.EOF) {
+			runErr = err
+		}
+		break
 	}
 	s.finish()
 	// Close stopped before taking mu: a Do caller holding mu may be waiting for the dispatcher.

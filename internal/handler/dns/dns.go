@@ -265,23 +265,9 @@ func (h *Instance) DNS(ev *handler.DNSEvent) bool {
 		_ = ev.Records() // a record section that does not parse leaves what was found before it
 	}
 	g := s.common.Groups
-	b := h.ring.Live()
 	p := ev.Pkt
 	sec := p.TS / 1e9
-	deep := handler.Deep(s.common.Window.DeepSampleRate, ev.Rand)
-
-	// Transactions time out on event time, whatever happens to this message.
-	if h.sweepTick++; h.sweepTick&(sweepEvery-1) == 0 {
-		if n := h.xacts.sweep(p.TS-s.xactTTLNs, sweepEvery*sweepStep); n > 0 && g&grpXact != 0 {
-			b.xactTimedOut += n
-		}
-	}
-
-	b.events++
-	if deep {
-		b.deepSamples++
-	}
-	b.ratesEvents.Add(sec, 1)
+	b, deep := h.event(ev)
 	suffix := 0
 	if s.filtering {
 		var out bool
@@ -349,20 +335,9 @@ func countRcode(b *bucket, m *dnswire.Message) {
 func (h *Instance) Dnstap(ev *handler.DNSEvent, typ dnstap.MessageType, hasMsg bool) bool {
 	s := h.spec
 	g := s.common.Groups
-	b := h.ring.Live()
 	p := ev.Pkt
 	sec := p.TS / 1e9
-	deep := handler.Deep(s.common.Window.DeepSampleRate, ev.Rand)
-	if h.sweepTick++; h.sweepTick&(sweepEvery-1) == 0 {
-		if n := h.xacts.sweep(p.TS-s.xactTTLNs, sweepEvery*sweepStep); n > 0 && g&grpXact != 0 {
-			b.xactTimedOut += n
-		}
-	}
-	b.events++
-	if deep {
-		b.deepSamples++
-	}
-	b.ratesEvents.Add(sec, 1)
+	b, deep := h.event(ev)
 	if q := s.dnstapQuery; q != 0 && typ != q && typ != q+1 {
 		b.filtered++
 		return false
@@ -540,4 +515,23 @@ func (h *Instance) transaction(ev *handler.DNSEvent, b *bucket, deep bool, qhash
 	if deep && g&grpQuantiles != 0 && q.qsize > 0 {
 		b.xactRatio.Add(float64(m.Size) / float64(q.qsize))
 	}
+}
+
+// event counts a DNS event of any source in the live bucket (events, deep samples, event
+// rate) and times out transactions on event time, whatever happens to the message next.
+func (h *Instance) event(ev *handler.DNSEvent) (*bucket, bool) {
+	s := h.spec
+	b := h.ring.Live()
+	if h.sweepTick++; h.sweepTick&(sweepEvery-1) == 0 {
+		if n := h.xacts.sweep(ev.Pkt.TS-s.xactTTLNs, sweepEvery*sweepStep); n > 0 && s.common.Groups&grpXact != 0 {
+			b.xactTimedOut += n
+		}
+	}
+	deep := handler.Deep(s.common.Window.DeepSampleRate, ev.Rand)
+	b.events++
+	if deep {
+		b.deepSamples++
+	}
+	b.ratesEvents.Add(ev.Pkt.TS/1e9, 1)
+	return b, deep
 }
