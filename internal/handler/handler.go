@@ -27,12 +27,19 @@ const (
 	WantInput                     // input-level counters: reassembly errors, drops (pcap)
 )
 
-// Transport of a DNS message.
+// Transport of a DNS message. Packet inputs see only UDP and TCP; dnstap also reports the
+// encrypted transports a server terminated (its socket_protocol), which a capture cannot see.
 type Transport uint8
 
 const (
 	TransportUDP Transport = iota
 	TransportTCP
+	TransportDoT
+	TransportDoH
+	TransportDNSCryptUDP
+	TransportDNSCryptTCP
+	TransportDoQ
+	TransportOther // a dnstap message without (or with an unknown) socket_protocol
 )
 
 // PacketEvent is one decoded packet as seen by the handlers of a worker.

@@ -265,10 +265,7 @@ func (w *worker) dnstap(t *dnstap.Dnstap, ts int64, frameLen int, dir hostspec.D
 	}
 	w.dev.Reset()
 	w.dev.Pkt, w.dev.Dir, w.dev.FlowHash, w.dev.Rand = p, dir, hash, rnd
-	w.dev.Transport = handler.TransportUDP
-	if p.L4 == decode.L4TCP {
-		w.dev.Transport = handler.TransportTCP
-	}
+	w.dev.Transport = transportOf(m.SocketProtocol)
 	w.dev.Port = uint16(m.QueryPort)
 	if !hasMsg {
 		w.dev.QuestionOK = false
@@ -295,4 +292,25 @@ func (w *worker) dnstapChain(c *chain, typ dnstap.MessageType, hasMsg bool, quer
 			return
 		}
 	}
+}
+
+// transportOf maps a dnstap socket_protocol to the transport the dns handler counts.
+func transportOf(p dnstap.SocketProtocol) handler.Transport {
+	switch p {
+	case dnstap.ProtocolUDP:
+		return handler.TransportUDP
+	case dnstap.ProtocolTCP:
+		return handler.TransportTCP
+	case dnstap.ProtocolDOT:
+		return handler.TransportDoT
+	case dnstap.ProtocolDOH:
+		return handler.TransportDoH
+	case dnstap.ProtocolDNSCryptUDP:
+		return handler.TransportDNSCryptUDP
+	case dnstap.ProtocolDNSCryptTCP:
+		return handler.TransportDNSCryptTCP
+	case dnstap.ProtocolDOQ:
+		return handler.TransportDoQ
+	}
+	return handler.TransportOther
 }

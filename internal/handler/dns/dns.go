@@ -35,9 +35,11 @@ const (
 type bucket struct {
 	events, deepSamples                    uint64
 	queries, replies, tcp, udp, ipv4, ipv6 uint64
-	noerror, nxdomain, srvfail, refused    uint64
-	nodata, total, filtered, queryECS      uint64
-	xactTotal, xactTimedOut                uint64
+	// dnstap only: messages over the encrypted transports (socket_protocol).
+	dot, doh, dnscryptUDP, dnscryptTCP, doq uint64
+	noerror, nxdomain, srvfail, refused     uint64
+	nodata, total, filtered, queryECS       uint64
+	xactTotal, xactTimedOut                 uint64
 
 	ratesTotal, ratesEvents sketch.Rate
 	qnameCard               sketch.Cardinality
@@ -57,7 +59,7 @@ func (b *bucket) Reset() { *b = bucket{} }
 func (b *bucket) counters() []*uint64 {
 	return []*uint64{&b.events, &b.deepSamples, &b.queries, &b.replies, &b.tcp, &b.udp, &b.ipv4, &b.ipv6,
 		&b.noerror, &b.nxdomain, &b.srvfail, &b.refused, &b.nodata, &b.total, &b.filtered, &b.queryECS,
-		&b.xactTotal, &b.xactTimedOut}
+		&b.xactTotal, &b.xactTimedOut, &b.dot, &b.doh, &b.dnscryptUDP, &b.dnscryptTCP, &b.doq}
 }
 
 func (b *bucket) tops() []*sketch.TopN {
@@ -327,7 +329,8 @@ func countRcode(b *bucket, m *dnswire.Message) {
 
 // Dnstap counts one dnstap message (spec §2.2). ev.Pkt describes the message, not a packet:
 // TS from the message's query or response time, L3 from socket_family, L4 from
-// socket_protocol (UDP or TCP count as such; DoT, DoH, DNSCrypt and DoQ count as neither).
+// ev.Transport (from socket_protocol: UDP and TCP count as such, DoT, DoH, DNSCrypt and DoQ in
+// their own counters, wire_packets.dot/doh/dnscrypt_udp/dnscrypt_tcp/doq).
 // ev.Msg is the parsed query_message or response_message when hasMsg; without one only the
 // events, rates, totals and the transport, family and query/reply counters move. Queries and
 // replies are told by the message type, and of the filters only dnstap_msg_type applies.
@@ -351,11 +354,21 @@ func (h *Instance) Dnstap(ev *handler.DNSEvent, typ dnstap.MessageType, hasMsg b
 		case typ.IsResponse():
 			b.replies++
 		}
-		switch p.L4 {
-		case decode.L4UDP:
+		switch ev.Transport {
+		case handler.TransportUDP:
 			b.udp++
-		case decode.L4TCP:
+		case handler.TransportTCP:
 			b.tcp++
+		case handler.TransportDoT:
+			b.dot++
+		case handler.TransportDoH:
+			b.doh++
+		case handler.TransportDNSCryptUDP:
+			b.dnscryptUDP++
+		case handler.TransportDNSCryptTCP:
+			b.dnscryptTCP++
+		case handler.TransportDoQ:
+			b.doq++
 		}
 		countL3(b, p.L3)
 		if hasMsg {

@@ -20,6 +20,11 @@ var (
 	dReplies      = d("Total DNS wire packets flagged as reply (ingress and egress)", "wire_packets", "replies")
 	dTCP          = d("Total DNS wire packets received over TCP (ingress and egress)", "wire_packets", "tcp")
 	dUDP          = d("Total DNS wire packets received over UDP (ingress and egress)", "wire_packets", "udp")
+	dDoT          = d("Total DNS messages over DNS-over-TLS (dnstap socket_protocol; ingress and egress)", "wire_packets", "dot")
+	dDoH          = d("Total DNS messages over DNS-over-HTTPS (dnstap socket_protocol; ingress and egress)", "wire_packets", "doh")
+	dDNSCryptUDP  = d("Total DNS messages over DNSCrypt on UDP (dnstap socket_protocol; ingress and egress)", "wire_packets", "dnscrypt_udp")
+	dDNSCryptTCP  = d("Total DNS messages over DNSCrypt on TCP (dnstap socket_protocol; ingress and egress)", "wire_packets", "dnscrypt_tcp")
+	dDoQ          = d("Total DNS messages over DNS-over-QUIC (dnstap socket_protocol; ingress and egress)", "wire_packets", "doq")
 	dIPv4         = d("Total DNS wire packets received over IPv4 (ingress and egress)", "wire_packets", "ipv4")
 	dIPv6         = d("Total DNS wire packets received over IPv6 (ingress and egress)", "wire_packets", "ipv6")
 	dNX           = d("Total DNS wire packets flagged as reply with return code NXDOMAIN (ingress and egress)", "wire_packets", "nxdomain")
@@ -87,6 +92,16 @@ func (s *Spec) render(b *bucket, live bool, sink metrics.Sink) {
 		sink.Counter(dReplies, b.replies)
 		sink.Counter(dTCP, b.tcp)
 		sink.Counter(dUDP, b.udp)
+		// Only dnstap reports these transports. They are printed when not zero, so packet
+		// inputs (and dnstap of plain UDP/TCP) keep the reference's closed wire_packets schema.
+		for _, c := range []struct {
+			d *metrics.Desc
+			v uint64
+		}{{dDoT, b.dot}, {dDoH, b.doh}, {dDNSCryptUDP, b.dnscryptUDP}, {dDNSCryptTCP, b.dnscryptTCP}, {dDoQ, b.doq}} {
+			if c.v != 0 {
+				sink.Counter(c.d, c.v)
+			}
+		}
 		sink.Counter(dIPv4, b.ipv4)
 		sink.Counter(dIPv6, b.ipv6)
 		sink.Counter(dNX, b.nxdomain)
