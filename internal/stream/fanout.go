@@ -182,12 +182,13 @@ func (s *Stream) laneShift(d *dispatcher, ts int64) {
 			return
 		}
 	}
-	if !ctl.nextShift.CompareAndSwap(next, ts/1e9+metrics.PeriodSeconds) {
+	at := s.shiftTime(ts)
+	if !ctl.nextShift.CompareAndSwap(next, s.boundaryAfter(at)) {
 		d.nextShift = ctl.nextShift.Load()
 		return
 	}
-	d.nextShift = ts/1e9 + metrics.PeriodSeconds
-	ctl.run(func() { s.shiftAll(ts) }, true)
+	d.nextShift = s.boundaryAfter(at)
+	ctl.run(func() { s.shiftAll(at) }, true)
 }
 
 // laneIdle advances a lane's clock without traffic: its own worker's rates tick, and the

@@ -453,7 +453,7 @@ func (s *Stream) begin(ts int64) {
 	s.d.started = true
 	s.d.stats.FirstTS = ts
 	s.d.stats.LastTS = ts
-	s.d.nextShift = ts/1e9 + metrics.PeriodSeconds
+	s.d.nextShift = s.boundaryAfter(ts)
 	s.control(func() {
 		for _, hs := range s.instances {
 			for _, h := range hs {
@@ -586,10 +586,34 @@ func (s *Stream) matcher(d *dispatcher, lt decode.LinkType) *bpf.Matcher {
 	return m
 }
 
-// shift closes every handler's live bucket at ts and opens the next one.
+// shift closes every handler's live bucket at ts (live: at the minute boundary ts crossed) and
+// opens the next one.
 func (s *Stream) shift(ts int64) {
-	s.d.nextShift = ts/1e9 + metrics.PeriodSeconds
-	s.control(func() { s.shiftAll(ts) })
+	at := s.shiftTime(ts)
+	s.d.nextShift = s.boundaryAfter(at)
+	s.control(func() { s.shiftAll(at) })
+}
+
+// A live stream's periods are wall-clock minutes (the first one runs from the start to the
+// next minute boundary), so that agents' buckets cover the same minutes and merge by start
+// time; a recorded stream's periods are PeriodSeconds from its first event (event time).
+
+// boundaryAfter is the period boundary (seconds) that follows a period starting at ts (ns).
+func (s *Stream) boundaryAfter(ts int64) int64 {
+	if s.cfg.Live {
+		return (ts/1e9/metrics.PeriodSeconds + 1) * metrics.PeriodSeconds
+	}
+	return ts/1e9 + metrics.PeriodSeconds
+}
+
+// shiftTime is when a period that ts (ns) has gone past ends: for a live stream the last
+// minute boundary at or before ts (the period's length is exactly a minute unless the stream
+// was stalled longer), for a recorded one ts itself.
+func (s *Stream) shiftTime(ts int64) int64 {
+	if s.cfg.Live {
+		return ts / 1e9 / metrics.PeriodSeconds * metrics.PeriodSeconds * 1e9
+	}
+	return ts
 }
 
 // shiftAll shifts every instance at ts; the caller holds the stream still.
