@@ -12,7 +12,11 @@ import (
 // objects. encoding/json sorts map keys bytewise, which is the reference's key order.
 type JSON struct {
 	Root map[string]any
-	buf  []float64
+	// ErrorBounds adds, beside each top-N list, "<key>_max_error": how much any estimate of the
+	// list may exceed the true count (the aggregator's merged views; off for the reference's
+	// schema).
+	ErrorBounds bool
+	buf         []float64
 }
 
 // NewJSON returns an empty JSON sink.
@@ -46,6 +50,14 @@ func (j *JSON) TopN(d *Desc, _ string, items []TopItem) {
 		rows = append(rows, row)
 	}
 	j.Set(d.Name, rows)
+	if j.ErrorBounds {
+		var maxErr uint64
+		if len(items) > 0 {
+			maxErr = items[0].MaxError
+		}
+		path := append(d.Name[:len(d.Name)-1:len(d.Name)-1], d.Name[len(d.Name)-1]+"_max_error")
+		j.Set(path, maxErr)
+	}
 }
 
 func (j *JSON) quantileObject(vals []float64, isFloat bool) map[string]any {

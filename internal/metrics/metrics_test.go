@@ -42,6 +42,12 @@ func TestJSONFormats(t *testing.T) {
 	var ratio sketch.Quantiles
 	ratio.Add(1.5)
 
+	// A 2-item sketch fed a, a, a, b, c, a: the third distinct key forces a purge whose count
+	// (1) becomes the sketch's maximum error: any estimate may exceed its true count by 1.
+	purged := sketch.NewTopN(2)
+	for _, k := range []string{"a", "a", "a", "b", "c", "a"} {
+		purged.Update([]byte(k), sketch.Hash([]byte(k)), 1)
+	}
 	cases := []struct {
 		name string
 		f    func(j *JSON)
@@ -58,6 +64,14 @@ func TestJSONFormats(t *testing.T) {
 		{"topn count 1", func(j *JSON) {
 			j.TopN(dTest, "string", TopItems(&top, Window{TopNCount: 1}, StringKey))
 		}, `{"test":{"metric":[{"estimate":2,"name":"top1"}]}}`},
+		{"topn error bound", func(j *JSON) {
+			j.ErrorBounds = true
+			j.TopN(dTest, "string", TopItems(purged, Window{TopNCount: 1}, StringKey))
+		}, `{"test":{"metric":[{"estimate":4,"name":"a"}],"metric_max_error":1}}`},
+		{"topn error bound empty", func(j *JSON) {
+			j.ErrorBounds = true
+			j.TopN(dTest, "string", TopItems(&sketch.TopN{}, DefaultWindow, StringKey))
+		}, `{"test":{"metric":[],"metric_max_error":0}}`},
 		{"topn empty", func(j *JSON) { j.TopN(dTest, "string", TopItems(&sketch.TopN{}, DefaultWindow, StringKey)) }, `{"test":{"metric":[]}}`},
 		{"cardinality", func(j *JSON) { j.Cardinality(dTest, card.Estimate()) }, `{"test":{"metric":1}}`},
 		{"cardinality two", func(j *JSON) { j.Cardinality(dTest, card2.Estimate()) }, `{"test":{"metric":2}}`},

@@ -27,6 +27,9 @@ type TopItem struct {
 	Estimate uint64
 	// Lat and Lon are set for geo tops (both or neither).
 	Lat, Lon string
+	// MaxError bounds how much Estimate can exceed the true count (the same for every item of
+	// a list: the frequent-items sketch's error after purges and merges; 0 when exact).
+	MaxError uint64
 }
 
 // Sink receives the metrics of a bucket. Label is the Prometheus label name of top-N items

@@ -24,10 +24,14 @@ type Lister interface {
 func TopItems(t Lister, w Window, format KeyFormat) []TopItem {
 	items := t.Items(w.TopNCount, nil)
 	items = sketch.CutPercentile(items, uint64(w.TopNPercentile))
+	var maxErr uint64
+	if b, ok := t.(interface{ MaxError() uint64 }); ok {
+		maxErr = b.MaxError()
+	}
 	out := make([]TopItem, 0, len(items))
 	for _, it := range items {
 		row := format(it.Key)
-		row.Estimate = it.Estimate
+		row.Estimate, row.MaxError = it.Estimate, maxErr
 		out = append(out, row)
 	}
 	return out
