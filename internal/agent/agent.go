@@ -23,6 +23,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -50,6 +51,14 @@ type Options struct {
 	PromInstance  string
 	Version       string
 	Log           *slog.Logger
+}
+
+// AddHealth registers fn to append more pktvisord_* families (text exposition format) to
+// /metrics after the agent's own, e.g. the push exporter's counters.
+func (a *Agent) AddHealth(fn func(w io.Writer)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.health = append(a.health, fn)
 }
 
 // Error kinds the API maps to status codes.
@@ -86,6 +95,11 @@ type Agent struct {
 	closed   bool
 	held     []*input // inputs created while loading a document, started at its end
 	windows  windowCache
+	health   []func(w io.Writer) // AddHealth
+	done     chan struct{}       // closed by Close: ends the agent's goroutines
+
+	cumOnce sync.Once
+	cum     *cumulative // running totals of policy default (cumulative.go)
 }
 
 // policyState is a running policy.
@@ -105,7 +119,11 @@ type binding struct {
 	att     *stream.Attachment
 	names   []string     // handler instance name per spec
 	configs []config.Map // the configuration each handler received
+	mods    []modRef     // the module each handler was built from
 }
+
+// modRef is what builds a handler again elsewhere (the sketch export's header).
+type modRef struct{ name, typ, version string }
 
 // New returns an agent with no taps or policies.
 func New(opts Options) *Agent {
@@ -122,7 +140,7 @@ func New(opts Options) *Agent {
 	}
 	return &Agent{opts: opts, log: opts.Log, city: opts.City, asn: opts.ASN, started: time.Now(),
 		taps: map[string]policy.Tap{}, global: map[string]config.Map{}, inputs: map[string]*input{},
-		policies: map[string]*policyState{}}
+		policies: map[string]*policyState{}, done: make(chan struct{})}
 }
 
 // parseOptions are the registry callbacks the policy parser validates against.
@@ -315,6 +333,7 @@ func (a *Agent) startPolicy(p *policy.Policy) (err error) {
 		group   stream.Group
 		names   []string
 		configs []config.Map
+		mods    []modRef
 	}
 	var plans []plan
 	for _, tapName := range p.TapNames {
@@ -326,6 +345,7 @@ func (a *Agent) startPolicy(p *policy.Policy) (err error) {
 		g := stream.Group{Chained: p.Handlers.Chained}
 		var names []string
 		var configs []config.Map
+		var mods []modRef
 		for _, m := range p.Handlers.Modules {
 			f, ok := handler.Lookup(m.Type, m.Version)
 			if !ok {
@@ -345,8 +365,9 @@ func (a *Agent) startPolicy(p *policy.Policy) (err error) {
 			g.Specs = append(g.Specs, sp)
 			configs = append(configs, cfg)
 			names = append(names, fmt.Sprintf("%s-%s-%s", p.Name, tapName, m.Name))
+			mods = append(mods, modRef{name: m.Name, typ: m.Type, version: m.Version})
 		}
-		plans = append(plans, plan{tap: tapName, cfg: icfg, filter: p.InputFilter, group: g, names: names, configs: configs})
+		plans = append(plans, plan{tap: tapName, cfg: icfg, filter: p.InputFilter, group: g, names: names, configs: configs, mods: mods})
 	}
 	for _, pl := range plans {
 		name := inputName(pl.tap, pl.cfg, pl.filter)
@@ -364,7 +385,7 @@ func (a *Agent) startPolicy(p *policy.Policy) (err error) {
 			}
 			created = append(created, in)
 		}
-		ps.binds = append(ps.binds, &binding{tap: pl.tap, in: in, att: in.st.Attach(pl.group), names: pl.names, configs: pl.configs})
+		ps.binds = append(ps.binds, &binding{tap: pl.tap, in: in, att: in.st.Attach(pl.group), names: pl.names, configs: pl.configs, mods: pl.mods})
 	}
 
 	// Everything is built: commit and start.
@@ -430,6 +451,9 @@ func (a *Agent) removePolicy(ps *policyState) {
 func (a *Agent) Close() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if !a.closed {
+		close(a.done)
+	}
 	a.closed = true
 	names := slices.Clone(a.order)
 	for i := len(names) - 1; i >= 0; i-- {

@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/pktvisor-go/pktvisor/internal/bucketwire"
 	"github.com/pktvisor-go/pktvisor/internal/metrics"
 )
 
@@ -52,15 +55,40 @@ func (a *Agent) Handler(admin bool, shutdown func()) http.Handler {
 	}
 	get("/api/v1/metrics/bucket/{n}", legacy(false))
 	get("/api/v1/metrics/window/{n}", legacy(true))
+	// The reference's families of policy default (last closed bucket), then its cumulative
+	// families (cumulative.go), then the agent's health. Text format 0.0.4 unless the scraper
+	// asks for a MetricFamily format (Prometheus with native histograms asks for protobuf):
+	// that answer is the text re-read by the official parser plus native histograms.
+	cum := a.cumulative()
 	get("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		view := cum.view(a.opts.PromInstance)
 		p := metrics.NewProm(a.opts.PromInstance)
-		if err := a.PolicyProm("default", p, false); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := a.PolicyProm(metricsPolicy, p, false); err != nil && !errors.Is(err, ErrNotFound) {
 			writeText(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		var buf bytes.Buffer
 		p.WriteTo(&buf)
+		buf.Write(view.appendText(nil, buf.Bytes()))
 		a.writeHealth(&buf)
+		buf.Write(view.appendHealth(nil))
+		a.mu.RLock()
+		health := a.health
+		a.mu.RUnlock()
+		for _, fn := range health {
+			fn(&buf)
+		}
+		if format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...); format.FormatType() != expfmt.TypeTextPlain {
+			// A text the parser refuses (a bug) falls back to the text answer, which every
+			// scraper also accepts: the native histograms are missing, nothing else.
+			body, err := view.encode(buf.Bytes(), format)
+			if err == nil {
+				w.Header().Set("Content-Type", string(format))
+				w.Write(body)
+				return
+			}
+			cum.warn("metrics: protobuf exposition failed, answering text", err)
+		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		w.Write(buf.Bytes())
 	})
@@ -94,6 +122,23 @@ func (a *Agent) Handler(admin bool, shutdown func()) http.Handler {
 				return
 			}
 			name := r.PathValue("name")
+			switch f := r.URL.Query().Get("format"); {
+			case f == "sketch" && !window && name != "__all":
+				data, err := a.SketchBucket(name, sel.Bucket)
+				if err != nil {
+					writeError(w, err)
+					return
+				}
+				w.Header().Set("Content-Type", bucketwire.MediaType)
+				w.Write(data)
+				return
+			case f == "sketch":
+				writeJSON(w, http.StatusBadRequest, map[string]any{"error": "format=sketch exports one bucket of one policy: /api/v1/policies/{name}/metrics/bucket/{n}?format=sketch"})
+				return
+			case f != "" && f != "json":
+				writeJSON(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("unknown format %q: json (default) or sketch", f)})
+				return
+			}
 			if name == "__all" {
 				out := map[string]any{}
 				for _, n := range a.PolicyNames() {

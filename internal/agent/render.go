@@ -195,6 +195,27 @@ func doAll(streams map[string]*stream.Stream, names []string, fn func()) {
 	streams[names[0]].Do(func() { doAll(streams, names[1:], fn) })
 }
 
+// promLastClosed renders merged handlers (one per schema, from merged) into p with the labels
+// policy and handler <schema>_merged: the last closed bucket when there is one, else the live
+// bucket (merge_like_handlers policies and the aggregator).
+func promLastClosed(p *metrics.Prom, policy string, withHandler bool, merged func(sel metrics.Selection, emit func(string, renderFn) error) error) error {
+	for _, sel := range []metrics.Selection{{Bucket: 1}, {Bucket: 0}} {
+		err := merged(sel, func(schema string, render renderFn) error {
+			labels := map[string]string{"policy": policy}
+			if withHandler {
+				labels["handler"] = schema + "_merged"
+			}
+			p.SetLabels(labels)
+			_, err := render(p)
+			return err
+		})
+		if err == nil || !IsPeriodError(err) {
+			return err
+		}
+	}
+	return nil
+}
+
 // PolicyProm renders a policy into p with the reference's labels: policy, handler (or
 // <schema>_merged), tap; withHandler false omits the handler label (the /metrics route).
 func (a *Agent) PolicyProm(name string, p *metrics.Prom, withHandler bool) error {
@@ -204,21 +225,9 @@ func (a *Agent) PolicyProm(name string, p *metrics.Prom, withHandler bool) error
 	}
 	now := time.Now().UnixNano()
 	if ps.merge {
-		for _, sel := range []metrics.Selection{{Bucket: 1}, {Bucket: 0}} {
-			err := a.renderMerged(binds, sel, now, func(schema string, render renderFn) error {
-				labels := map[string]string{"policy": name}
-				if withHandler {
-					labels["handler"] = schema + "_merged"
-				}
-				p.SetLabels(labels)
-				_, err := render(p)
-				return err
-			})
-			if err == nil || !IsPeriodError(err) {
-				return err
-			}
-		}
-		return nil
+		return promLastClosed(p, name, withHandler, func(sel metrics.Selection, emit func(string, renderFn) error) error {
+			return a.renderMerged(binds, sel, now, emit)
+		})
 	}
 	for _, b := range binds {
 		for i, sp := range b.att.Specs() {
