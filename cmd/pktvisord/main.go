@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 
 	"github.com/pktvisor-go/pktvisor/internal/agent"
 	"github.com/pktvisor-go/pktvisor/internal/config"
+	"github.com/pktvisor-go/pktvisor/internal/export"
 	"github.com/pktvisor-go/pktvisor/internal/geo"
 	"github.com/pktvisor-go/pktvisor/internal/policy"
 	"github.com/pktvisor-go/pktvisor/internal/version"
@@ -34,6 +36,8 @@ const usage = `Usage: pktvisord [options] [IFACE]
 Capture IFACE (an interface name, one of its addresses, or "auto" for the busiest interface)
 into the "default" policy (net, dns and pcap handlers), and/or run the taps and policies of
 --config, and serve their metrics: REST API under /api/v1, Prometheus at /metrics.
+With --aggregate URL,URL,... pull those agents' buckets as sketches instead and serve their
+merged, fleet-wide view on the same routes (docs/central-collection.md).
 
 Options:
 `
@@ -63,6 +67,15 @@ type opts struct {
 	otelPort, otelInterval                         int
 	otelTLS                                        bool
 	ianaRegistry, defaultRegistry                  string
+	remoteWrite, remoteWriteUser                   string
+	remoteWritePassword, remoteWriteBearer         string
+	remoteWriteBearerFile                          string
+	remoteWriteInterval                            int
+	remoteWriteInsecure, remoteWriteClassic        bool
+	aggregate, aggregatePolicy, aggregatePush      string
+	aggregateToken                                 string
+	aggregateInterval                              int
+	aggregateAcceptPush                            bool
 }
 
 func main() {
@@ -107,14 +120,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringSliceVar(&o.cpCustom, "cp-custom", nil, "ignored")
 	fs.BoolVar(&o.moduleList, "module-list", false, "list the available input and handler modules and exit")
 	fs.StringVar(&o.moduleDir, "module-dir", "", "ignored (modules are built in)")
-	fs.BoolVar(&o.otel, "otel", false, "not implemented yet: OTLP push")
-	fs.StringVar(&o.otelHost, "otel-host", "localhost", "not implemented yet")
-	fs.IntVar(&o.otelPort, "otel-port", 4318, "not implemented yet")
-	fs.StringVar(&o.otelPath, "otel-path", "/v1/metrics", "not implemented yet")
-	fs.IntVar(&o.otelInterval, "otel-interval", 60, "not implemented yet")
-	fs.BoolVar(&o.otelTLS, "otel-tls", false, "not implemented yet")
-	fs.StringVar(&o.otelTLSCert, "otel-tls-cert", "", "not implemented yet")
-	fs.StringVar(&o.otelTLSKey, "otel-tls-key", "", "not implemented yet")
+	fs.BoolVar(&o.otel, "otel", false, "push metrics over OTLP/HTTP (protobuf) to --otel-host:--otel-port--otel-path")
+	fs.StringVar(&o.otelHost, "otel-host", "localhost", "OTLP receiver host")
+	fs.IntVar(&o.otelPort, "otel-port", 4318, "OTLP receiver port")
+	fs.StringVar(&o.otelPath, "otel-path", "/v1/metrics", "OTLP receiver path")
+	fs.IntVar(&o.otelInterval, "otel-interval", 60, "seconds between OTLP pushes")
+	fs.BoolVar(&o.otelTLS, "otel-tls", false, "push OTLP over HTTPS")
+	fs.StringVar(&o.otelTLSCert, "otel-tls-cert", "", "client certificate (PEM) for the OTLP receiver")
+	fs.StringVar(&o.otelTLSKey, "otel-tls-key", "", "client certificate key (PEM) for the OTLP receiver")
+	fs.StringVar(&o.remoteWrite, "remote-write", "", "push metrics with Prometheus remote write to this URL (e.g. http://host:8428/api/v1/write)")
+	fs.IntVar(&o.remoteWriteInterval, "remote-write-interval", 0, "seconds between remote write pushes (0: once per closed bucket)")
+	fs.StringVar(&o.remoteWriteUser, "remote-write-user", "", "basic authentication user for --remote-write")
+	fs.StringVar(&o.remoteWritePassword, "remote-write-password", "", "basic authentication password for --remote-write")
+	fs.StringVar(&o.remoteWriteBearer, "remote-write-bearer", "", "bearer token for --remote-write")
+	fs.StringVar(&o.remoteWriteBearerFile, "remote-write-bearer-file", "", "file holding the bearer token for --remote-write (read at every push)")
+	fs.BoolVar(&o.remoteWriteInsecure, "remote-write-insecure", false, "accept any TLS certificate from the --remote-write server")
+	fs.BoolVar(&o.remoteWriteClassic, "remote-write-classic-histograms", false, "push latency histograms as classic le histograms, for receivers without native histograms")
+	fs.StringVar(&o.aggregate, "aggregate", "", "aggregator mode: comma-separated base URLs of agents (http://host:10853) whose buckets are pulled as sketches and merged")
+	fs.StringVar(&o.aggregatePolicy, "aggregate-policy", "default", "the policy pulled from every agent in aggregator mode")
+	fs.IntVar(&o.aggregateInterval, "aggregate-interval", 5, "seconds between pulls (aggregator) or pushes (--aggregate-push)")
+	fs.BoolVar(&o.aggregateAcceptPush, "aggregate-accept-push", false, "aggregator mode: also accept exports pushed by agents (POST /api/v1/aggregate/buckets); --aggregate may then be empty (\"push\")")
+	fs.StringVar(&o.aggregateToken, "aggregate-token", "", "shared secret: the aggregator accepts pushes only with it; an agent sends it with --aggregate-push (or set PKTVISORD_AGGREGATE_TOKEN)")
+	fs.StringVar(&o.aggregatePush, "aggregate-push", "", "push the --aggregate-policy's buckets as sketches to this aggregator URL (http://host:10853) every --aggregate-interval")
 	fs.StringVar(&o.ianaRegistry, "iana-service-port-registry", "", "not implemented yet")
 	fs.StringVar(&o.defaultRegistry, "default-service-registry", "", "not implemented yet")
 	fs.Usage = func() {
@@ -161,13 +188,40 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "pktvisord: config %s: visor.config: %v\n", o.configFile, err)
 			return 1
 		}
+		if err := applyExportConfig(fs, &o, doc.VisorConfig); err != nil {
+			fmt.Fprintf(stderr, "pktvisord: config %s: visor.config: %v\n", o.configFile, err)
+			return 1
+		}
 	}
 	if o.daemon {
 		fmt.Fprintln(stderr, "pktvisord: -d is not supported: run pktvisord under systemd (see contrib/pktvisord.service) or another supervisor")
 		return 1
 	}
 	iface := fs.Arg(0)
-	if iface == "" && !o.adminAPI && (doc == nil || !doc.HasPolicies()) {
+	if o.aggregate == "push" {
+		o.aggregate, o.aggregateAcceptPush = "", true
+	}
+	aggregator := o.aggregate != "" || o.aggregateAcceptPush
+	if aggregator && o.aggregatePush != "" {
+		fmt.Fprintln(stderr, "pktvisord: --aggregate-push is for agents, not for the aggregator")
+		return 1
+	}
+	if aggregator && (iface != "" || o.adminAPI || (doc != nil && doc.HasPolicies())) {
+		fmt.Fprintln(stderr, "pktvisord: --aggregate serves other agents' data: it cannot be combined with IFACE, --admin-api or policies")
+		return 1
+	}
+	if o.aggregateToken == "" {
+		o.aggregateToken = os.Getenv("PKTVISORD_AGGREGATE_TOKEN") // kept out of the process list
+	}
+	if o.aggregatePush != "" && o.promInstance == "" {
+		fmt.Fprintln(stderr, "pktvisord: --aggregate-push needs --prom-instance: the aggregator tells pushing agents apart by it")
+		return 1
+	}
+	if (aggregator || o.aggregatePush != "") && o.aggregateInterval <= 0 {
+		fmt.Fprintln(stderr, "pktvisord: --aggregate-interval must be a positive number of seconds")
+		return 1
+	}
+	if iface == "" && !o.adminAPI && !aggregator && (doc == nil || !doc.HasPolicies()) {
 		fmt.Fprintln(stderr, "Nothing to do: specify --admin-api or IFACE.")
 		return 1
 	}
@@ -218,10 +272,44 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	if ecfg, ok, err := exportConfig(o, log); err != nil {
+		log.Error("cannot start the push export", "err", err)
+		return 1
+	} else if ok {
+		pusher, err := export.Start(a.ExportClosed, ecfg)
+		if err != nil {
+			log.Error("cannot start the push export", "err", err)
+			return 1
+		}
+		// Before a.Close (deferred earlier, so run later): the final push still renders.
+		defer pusher.Stop(5 * time.Second)
+		a.AddHealth(func(w io.Writer) { pusher.WriteHealth(w, o.promInstance) })
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	addr := net.JoinHostPort(o.host, strconv.Itoa(o.port))
-	srv := agent.NewServer(addr, a.Handler(o.adminAPI, stop))
+	h := a.Handler(o.adminAPI, stop)
+	interval := time.Duration(o.aggregateInterval) * time.Second
+	if o.aggregatePush != "" {
+		go a.PushSketches(ctx, strings.TrimRight(o.aggregatePush, "/")+"/api/v1/aggregate/buckets", o.aggregatePolicy, o.aggregateToken, interval, nil, log)
+	}
+	if aggregator {
+		var urls []string
+		if o.aggregate != "" {
+			urls = strings.Split(o.aggregate, ",")
+		}
+		g, err := agent.NewAggregator(agent.AggregateOptions{Agents: urls, Policy: o.aggregatePolicy,
+			Interval: interval, Periods: o.periods, Instance: o.promInstance,
+			Version: version.Version, Log: log, AcceptPush: o.aggregateAcceptPush, PushToken: o.aggregateToken})
+		if err != nil {
+			log.Error("cannot start the aggregator", "err", err)
+			return 1
+		}
+		go g.Run(ctx)
+		h = g.Handler()
+	}
+	srv := agent.NewServer(addr, h)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		log.Error("cannot listen", "addr", addr, "err", err)
@@ -235,7 +323,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
-	log.Info("pktvisord started", "version", version.Version, "listen", addr, "tls", o.tls, "admin_api", o.adminAPI)
+	log.Info("pktvisord started", "version", version.Version, "listen", addr, "tls", o.tls, "admin_api", o.adminAPI, "aggregate", o.aggregate, "aggregate_push", o.aggregatePush)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -322,4 +410,81 @@ func newLogger(o opts, stderr io.Writer) (*slog.Logger, func(), error) {
 		return slog.New(slog.NewTextHandler(f, hopts)), func() { f.Close() }, nil
 	}
 	return slog.New(slog.NewTextHandler(stderr, hopts)), func() {}, nil
+}
+
+// exportConfig builds the push export configuration of the --otel* and --remote-write* options;
+// ok is false when neither is on.
+func exportConfig(o opts, log *slog.Logger) (cfg export.Config, ok bool, err error) {
+	instance := o.promInstance
+	if instance == "" {
+		// Series of agents pushing into one backend must differ by something: the host name,
+		// when no --prom-instance names the agent.
+		instance, _ = os.Hostname()
+	}
+	cfg = export.Config{Resource: export.Resource{ServiceName: "pktvisord", Instance: instance, Version: version.Version}, Log: log}
+	if o.otel {
+		if o.otelInterval <= 0 {
+			return cfg, false, fmt.Errorf("--otel-interval must be positive, not %d", o.otelInterval)
+		}
+		if (o.otelTLSCert == "") != (o.otelTLSKey == "") {
+			return cfg, false, errors.New("--otel-tls-cert and --otel-tls-key go together")
+		}
+		scheme := "http"
+		if o.otelTLS {
+			scheme = "https"
+		}
+		path := o.otelPath
+		if !strings.HasPrefix(path, "/") {
+			path = "/" + path
+		}
+		cfg.OTLP = &export.OTLPConfig{URL: scheme + "://" + net.JoinHostPort(o.otelHost, strconv.Itoa(o.otelPort)) + path,
+			Interval: time.Duration(o.otelInterval) * time.Second, CertFile: o.otelTLSCert, KeyFile: o.otelTLSKey}
+	}
+	if o.remoteWrite != "" {
+		if o.remoteWriteInterval < 0 {
+			return cfg, false, fmt.Errorf("--remote-write-interval must not be negative, not %d", o.remoteWriteInterval)
+		}
+		cfg.RemoteWrite = &export.RemoteWriteConfig{URL: o.remoteWrite, Interval: time.Duration(o.remoteWriteInterval) * time.Second,
+			Username: o.remoteWriteUser, Password: o.remoteWritePassword, BearerToken: o.remoteWriteBearer,
+			BearerTokenFile: o.remoteWriteBearerFile, InsecureSkipVerify: o.remoteWriteInsecure,
+			ClassicHistograms: o.remoteWriteClassic}
+	}
+	return cfg, cfg.OTLP != nil || cfg.RemoteWrite != nil, nil
+}
+
+// applyExportConfig sets the export options visor.config gives (the reference's otel_* keys,
+// and ours, remote_write_*), unless the command line set them; boolean flags are OR-ed.
+func applyExportConfig(fs *pflag.FlagSet, o *opts, vc config.Map) error {
+	if vc == nil {
+		return nil
+	}
+	str := map[string]*string{"otel_host": &o.otelHost, "otel_path": &o.otelPath, "otel_tls_cert": &o.otelTLSCert,
+		"otel_tls_key": &o.otelTLSKey, "remote_write": &o.remoteWrite, "remote_write_user": &o.remoteWriteUser,
+		"remote_write_password": &o.remoteWritePassword, "remote_write_bearer": &o.remoteWriteBearer,
+		"remote_write_bearer_file": &o.remoteWriteBearerFile}
+	for key, dst := range str {
+		if v, ok, err := vc.String(key); err != nil {
+			return err
+		} else if ok && !fs.Changed(strings.ReplaceAll(key, "_", "-")) {
+			*dst = v
+		}
+	}
+	ints := map[string]*int{"otel_port": &o.otelPort, "otel_interval": &o.otelInterval, "remote_write_interval": &o.remoteWriteInterval}
+	for key, dst := range ints {
+		if v, ok, err := vc.Uint(key); err != nil {
+			return err
+		} else if ok && !fs.Changed(strings.ReplaceAll(key, "_", "-")) {
+			*dst = int(min(v, 1<<20))
+		}
+	}
+	bools := map[string]*bool{"otel": &o.otel, "otel_tls": &o.otelTLS, "remote_write_insecure": &o.remoteWriteInsecure,
+		"remote_write_classic_histograms": &o.remoteWriteClassic}
+	for key, dst := range bools {
+		if v, ok, err := vc.Bool(key); err != nil {
+			return err
+		} else if ok {
+			*dst = *dst || v
+		}
+	}
+	return nil
 }
