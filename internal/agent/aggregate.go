@@ -61,6 +61,11 @@ type Aggregator struct {
 
 	mu      sync.Mutex
 	remotes []*remote
+
+	// Rendered views are cached for a second (as the agent caches windows): a merge decodes
+	// every agent's buckets, and many pktvisor-cli clients poll every second.
+	cache    windowCache
+	cacheKey *policyState // the cache's key: the aggregated policy
 }
 
 // remote is one agent and the buckets pulled from it, by minute.
@@ -105,7 +110,7 @@ func NewAggregator(opts AggregateOptions) (*Aggregator, error) {
 	if opts.MaxPushAgents <= 0 {
 		opts.MaxPushAgents = 1024
 	}
-	g := &Aggregator{opts: opts, started: time.Now()}
+	g := &Aggregator{opts: opts, started: time.Now(), cacheKey: &policyState{name: opts.Policy}}
 	seen := map[string]bool{}
 	for _, a := range opts.Agents {
 		u, err := url.Parse(strings.TrimRight(a, "/"))
@@ -486,6 +491,13 @@ func configValue(v any) any {
 // policyJSON is the merged view as the agent's policy JSON: {"<schema>_merged": {schema:
 // {...}}, "aggregate": status}; top-N lists carry "<key>_max_error".
 func (g *Aggregator) policyJSON(sel metrics.Selection) (map[string]any, error) {
+	key := sel.Window // a window n, or a bucket as -1-n
+	if sel.Window == 0 {
+		key = -1 - sel.Bucket
+	}
+	if out, ok := g.cache.get(g.cacheKey, key); ok {
+		return out, nil
+	}
 	out := map[string]any{}
 	status, err := g.merged(sel, time.Now().UnixNano(), func(schema string, render renderFn) error {
 		sink := metrics.NewJSON()
@@ -502,6 +514,7 @@ func (g *Aggregator) policyJSON(sel metrics.Selection) (map[string]any, error) {
 		return nil, err
 	}
 	out["aggregate"] = status
+	g.cache.put(g.cacheKey, key, out)
 	return out, nil
 }
 

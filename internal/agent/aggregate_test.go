@@ -41,7 +41,7 @@ type truth struct {
 
 // splitCapture generates a UDP-only DNS capture and writes it whole and split in three by
 // client (a query and its reply go to the same part), returning the paths and the truth.
-func splitCapture(t *testing.T) (whole string, parts []string, tr truth) {
+func splitCapture(t testing.TB) (whole string, parts []string, tr truth) {
 	t.Helper()
 	cfg := gen.DefaultConfig()
 	// A random-subdomain flood (every name new) beside the ordinary names: more distinct
@@ -117,7 +117,7 @@ func splitCapture(t *testing.T) (whole string, parts []string, tr truth) {
 
 // fileAgent runs an agent whose default policy (net + dns) reads file, and returns its URL
 // once the file is read.
-func fileAgent(t *testing.T, file, instance string) string {
+func fileAgent(t testing.TB, file, instance string) string {
 	t.Helper()
 	a := New(Options{Periods: 5, Workers: 2, Version: "test", PromInstance: instance})
 	srv := httptest.NewServer(a.Handler(false, nil))
@@ -464,4 +464,30 @@ func psrvNoPush(t *testing.T, urls []string) string {
 	srv := httptest.NewServer(g.Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// BenchmarkAggregateWindow: one merged window/5 of three agents' net and dns buckets (64 000
+// packets with a random-subdomain flood, one period each), rendered to JSON — what a
+// pktvisor-cli refresh costs the aggregator when its one-second cache is cold.
+func BenchmarkAggregateWindow(b *testing.B) {
+	_, parts, _ := splitCapture(b)
+	var urls []string
+	for i, p := range parts {
+		urls = append(urls, fileAgent(b, p, fmt.Sprintf("pop%d", i)))
+	}
+	g, err := NewAggregator(AggregateOptions{Agents: urls})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g.PullAll(context.Background(), true)
+	b.ReportAllocs()
+	for b.Loop() {
+		_, err := g.merged(metrics.Selection{Window: 5}, time.Now().UnixNano(), func(schema string, render renderFn) error {
+			_, err := render(metrics.NewJSON())
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
 }
