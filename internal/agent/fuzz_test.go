@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/pktvisor-go/pktvisor/internal/metrics"
 )
 
 // Admin request bodies are untrusted: whatever the body, the agent answers with a status
@@ -66,5 +68,37 @@ func FuzzAdminBodies(f *testing.F) {
 				t.Fatalf("failed request left %d inputs: %q", n, body)
 			}
 		}
+	})
+}
+
+// FuzzAggregatePush: any pushed bytes (a container whose header, configuration and bucket
+// records an attacker chose) are refused with an error or stored and merged into views that
+// render, never a panic.
+func FuzzAggregatePush(f *testing.F) {
+	a := New(Options{Periods: 5, Workers: 1, PromInstance: "seed"})
+	defer a.Close()
+	doc := "visor:\n  taps:\n    tap:\n      input_type: pcap\n      config:\n        pcap_file: ../../testdata/sample.pcap\n  policies:\n    default:\n      kind: collection\n      input:\n        tap: tap\n        input_type: pcap\n      handlers:\n        modules:\n          net:\n            type: net\n          dns:\n            type: dns\n          pcap:\n            type: pcap\n"
+	if _, err := a.LoadConfig([]byte(doc)); err != nil {
+		f.Fatal(err)
+	}
+	waitInputsDone(f, a)
+	seed, err := a.SketchBucket("default", 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte("PVSK\x01\x02{}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g, err := NewAggregator(AggregateOptions{AcceptPush: true, Periods: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Push(data) != nil {
+			return
+		}
+		for _, sel := range []metrics.Selection{{Bucket: 0}, {Window: 3}} {
+			g.policyJSON(sel) // an error (a configuration this build refuses) is fine
+		}
+		g.prom(metrics.NewProm(""), true)
 	})
 }
