@@ -65,17 +65,20 @@ type staged struct {
 }
 
 // Collect renders the closed buckets not yet accumulated and commits them, oldest first per
-// unit, and returns how many it committed. Bucket 1 is rendered for every unit; while some
-// unit's bucket n was new, bucket n+1 is rendered too, so buckets closed since the last call
-// (several, for a capture file read at full speed or a slow poll) are all counted while the
-// ring still holds them. Units that no longer exist are dropped from the accumulator.
+// unit, and returns how many it committed. Every closed bucket every unit still holds is
+// rendered (bucket 1, 2, … until no unit has one that deep), so buckets closed since the last
+// call (several, for a capture file read at full speed or a slow poll) are all counted while
+// the ring still holds them. The reads are not atomic — the pipeline runs between them — so a
+// ring that shifts during a pass shows a bucket twice (kept once) rather than hiding one:
+// stopping at the first depth with nothing new would miss an older bucket pushed past it.
+// Units that no longer exist are dropped from the accumulator.
 func (c *Collector) Collect() (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	pending := map[string][]staged{}
 	seen := map[string]bool{}
 	for n := 1; n < maxRing; n++ {
-		found := false
+		exists := false
 		err := c.src(n, func(labels map[string]string, render RenderFunc) error {
 			b := NewBatch(labels)
 			if n == 1 {
@@ -89,18 +92,18 @@ func (c *Collector) Collect() (int, error) {
 				}
 				return err
 			}
+			exists = true
 			if !c.acc.IsNew(b.unit, rp.StartTS) ||
 				slices.ContainsFunc(pending[b.unit], func(s staged) bool { return s.start == rp.StartTS }) {
 				return nil
 			}
 			pending[b.unit] = append(pending[b.unit], staged{b, rp.StartTS})
-			found = true
 			return nil
 		})
 		if err != nil {
 			return 0, fmt.Errorf("export: rendering bucket %d: %w", n, err)
 		}
-		if !found {
+		if !exists {
 			break
 		}
 	}

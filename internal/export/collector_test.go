@@ -16,6 +16,9 @@ type fakeAgent struct {
 	units map[string]*fakeUnit
 	order []string
 	fail  error
+	// beforeRead, when set, runs before each read of bucket n (the pipeline moving on between
+	// two reads of a Collect).
+	beforeRead func(n int)
 }
 
 type fakeUnit struct {
@@ -66,6 +69,9 @@ func (f *fakeAgent) remove(labels map[string]string) {
 }
 
 func (f *fakeAgent) source(n int, each func(map[string]string, RenderFunc) error) error {
+	if f.beforeRead != nil {
+		f.beforeRead(n)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
@@ -172,5 +178,29 @@ func TestCollectorError(t *testing.T) {
 	f.fail = nil
 	if n, err := c.Collect(); n != 1 || err != nil {
 		t.Fatalf("after recovery: %d %v", n, err)
+	}
+}
+
+// A ring that shifts between two reads of one Collect shows a bucket twice; the older bucket
+// pushed one deeper must still be counted (the pass goes on while buckets exist, not only
+// while they are new): once a newer bucket is committed, an older one never is.
+func TestCollectorShiftDuringCollect(t *testing.T) {
+	f := newFakeAgent(5, unitDNS)
+	c := NewCollector(f.source, NewAccumulator(0), nil)
+	f.add(5)
+	f.shift(60) // A(0) = 5 closed
+	f.add(7)
+	f.shift(120) // B(60) = 7 closed
+	f.add(11)
+	f.beforeRead = func(n int) {
+		if n == 2 {
+			f.shift(180) // C(120) = 11 closes between the reads of bucket 1 and bucket 2
+		}
+	}
+	c.Collect()
+	f.beforeRead = nil
+	c.Collect()
+	if got := total(t, c, unitDNS); got != 5+7+11 {
+		t.Fatalf("total %d, want %d: a bucket was skipped", got, 5+7+11)
 	}
 }
