@@ -93,15 +93,7 @@ func (s *Stream) dnstapFrame(frame []byte) {
 			ts = time.Now().UnixNano()
 		}
 	}
-	switch {
-	case !d.started:
-		s.begin(ts)
-	case ts < d.stats.LastTS:
-		ts = d.stats.LastTS
-	case s.shifting && ts/1e9 >= d.nextShift:
-		s.shift(ts)
-	}
-	d.stats.LastTS = ts
+	ts = s.advance(d, -1, ts)
 	m := &t.Message
 	dir := DnstapDirection(m.Type)
 	rnd := d.rng.Next()
@@ -294,23 +286,18 @@ func (w *worker) dnstapChain(c *chain, typ dnstap.MessageType, hasMsg bool, quer
 	}
 }
 
-// transportOf maps a dnstap socket_protocol to the transport the dns handler counts.
+// transports maps a dnstap socket_protocol to the transport the dns handler counts.
+var transports = [...]handler.Transport{
+	dnstap.ProtocolUDP: handler.TransportUDP, dnstap.ProtocolTCP: handler.TransportTCP,
+	dnstap.ProtocolDOT: handler.TransportDoT, dnstap.ProtocolDOH: handler.TransportDoH,
+	dnstap.ProtocolDNSCryptUDP: handler.TransportDNSCryptUDP, dnstap.ProtocolDNSCryptTCP: handler.TransportDNSCryptTCP,
+	dnstap.ProtocolDOQ: handler.TransportDoQ,
+}
+
+// transportOf is TransportOther for a message without (or with an unknown) socket_protocol.
 func transportOf(p dnstap.SocketProtocol) handler.Transport {
-	switch p {
-	case dnstap.ProtocolUDP:
-		return handler.TransportUDP
-	case dnstap.ProtocolTCP:
-		return handler.TransportTCP
-	case dnstap.ProtocolDOT:
-		return handler.TransportDoT
-	case dnstap.ProtocolDOH:
-		return handler.TransportDoH
-	case dnstap.ProtocolDNSCryptUDP:
-		return handler.TransportDNSCryptUDP
-	case dnstap.ProtocolDNSCryptTCP:
-		return handler.TransportDNSCryptTCP
-	case dnstap.ProtocolDOQ:
-		return handler.TransportDoQ
+	if p > 0 && int(p) < len(transports) {
+		return transports[p]
 	}
 	return handler.TransportOther
 }

@@ -495,23 +495,7 @@ func (s *Stream) packetOn(d *dispatcher, lane int, data []byte, info capture.Pac
 			return
 		}
 	}
-	// Event time never goes backwards: a frame stamped earlier than one already seen (captures
-	// merged from several queues do that) counts at the latest time seen, so per-second rates,
-	// shifts and timeouts see one clock, whatever the number of workers.
-	ts := info.TS
-	switch {
-	case !d.started:
-		s.begin(ts)
-	case ts < d.stats.LastTS:
-		ts = d.stats.LastTS
-	case s.shifting && ts/1e9 >= d.nextShift:
-		if lane < 0 {
-			s.shift(ts)
-		} else {
-			s.laneShift(d, ts)
-		}
-	}
-	d.stats.LastTS = ts
+	ts := s.advance(d, lane, info.TS)
 	p := &d.pkt
 	*p = decode.Packet{TS: ts, CapLen: info.CapLen, WireLen: info.WireLen}
 	if err := d.dec.Decode(info.Link, data, p); err != nil {
@@ -584,6 +568,29 @@ func (s *Stream) matcher(d *dispatcher, lt decode.LinkType) *bpf.Matcher {
 	}
 	d.lastLink, d.lastMatch = lt, m
 	return m
+}
+
+// advance moves dispatcher d's clock to an event at ts and returns the time the event counts
+// at. Event time never goes backwards: an event stamped earlier than one already seen
+// (captures merged from several queues, dnstap senders with their own clocks) counts at the
+// latest time seen, so per-second rates, shifts and timeouts see one clock, whatever the
+// number of workers. The first event starts the periods; one past the boundary shifts them
+// (lane < 0: the dispatcher's stream; else a fanout lane).
+func (s *Stream) advance(d *dispatcher, lane int, ts int64) int64 {
+	switch {
+	case !d.started:
+		s.begin(ts)
+	case ts < d.stats.LastTS:
+		ts = d.stats.LastTS
+	case s.shifting && ts/1e9 >= d.nextShift:
+		if lane < 0 {
+			s.shift(ts)
+		} else {
+			s.laneShift(d, ts)
+		}
+	}
+	d.stats.LastTS = ts
+	return ts
 }
 
 // shift closes every handler's live bucket at ts (live: at the minute boundary ts crossed) and

@@ -237,16 +237,23 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 	return false
 }
 
-// Packet implements handler.Handler: the hot path.
-func (h *Instance) Packet(ev *handler.PacketEvent) bool {
-	s := h.spec
+// event counts an event (a packet or a dnstap message) before the filters and says whether it
+// is deep-sampled.
+func (h *Instance) event(ev *handler.PacketEvent) (*bucket, bool) {
 	b := h.ring.Live()
-	deep := handler.Deep(s.common.Window.DeepSampleRate, ev.Rand)
+	deep := handler.Deep(h.spec.common.Window.DeepSampleRate, ev.Rand)
 	b.events++
 	if deep {
 		b.deepSamples++
 	}
 	b.ppsEvents.Add(ev.Pkt.TS/1e9, 1)
+	return b, deep
+}
+
+// Packet implements handler.Handler: the hot path.
+func (h *Instance) Packet(ev *handler.PacketEvent) bool {
+	s := h.spec
+	b, deep := h.event(ev)
 	if s.filtering && h.filtered(ev.Pkt, ev.Dir) {
 		b.filtered++
 		return false
@@ -268,13 +275,7 @@ func (h *Instance) Packet(ev *handler.PacketEvent) bool {
 // dst_ips_out, both the tops, whatever the direction, as the reference counts dnstap.
 func (h *Instance) Dnstap(ev *handler.PacketEvent, query, response []byte) bool {
 	s := h.spec
-	b := h.ring.Live()
-	deep := handler.Deep(s.common.Window.DeepSampleRate, ev.Rand)
-	b.events++
-	if deep {
-		b.deepSamples++
-	}
-	b.ppsEvents.Add(ev.Pkt.TS/1e9, 1)
+	b, deep := h.event(ev)
 	if s.filtering {
 		var addr []byte
 		switch ev.Dir {
