@@ -499,17 +499,7 @@ func (g *Aggregator) policyJSON(sel metrics.Selection) (map[string]any, error) {
 		return out, nil
 	}
 	out := map[string]any{}
-	status, err := g.merged(sel, time.Now().UnixNano(), func(schema string, render renderFn) error {
-		sink := metrics.NewJSON()
-		sink.ErrorBounds = true
-		rp, err := render(sink)
-		if err != nil {
-			return err
-		}
-		sink.Root["period"] = rp.JSON()
-		out[schema+"_merged"] = map[string]any{schema: sink.Root}
-		return nil
-	})
+	status, err := g.merged(sel, time.Now().UnixNano(), mergedJSON(out, true))
 	if err != nil {
 		return nil, err
 	}

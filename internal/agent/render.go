@@ -103,22 +103,29 @@ func (a *Agent) policyJSON(ps *policyState, binds []*binding, sel metrics.Select
 	now := time.Now().UnixNano()
 	out := map[string]any{}
 	if ps.merge {
-		err := a.renderMerged(binds, sel, now, func(schema string, render renderFn) error {
-			sink := metrics.NewJSON()
-			rp, err := render(sink)
-			if err != nil {
-				return err
-			}
-			sink.Root["period"] = rp.JSON()
-			out[schema+"_merged"] = map[string]any{schema: sink.Root}
-			return nil
-		})
-		return out, err
+		return out, a.renderMerged(binds, sel, now, mergedJSON(out, false))
 	}
 	err := eachJSON(binds, sel, func(b *binding, i int, schema string, root map[string]any) {
 		out[b.names[i]] = map[string]any{schema: root}
 	})
 	return out, err
+}
+
+// mergedJSON renders each merged schema into out as {"<schema>_merged": {schema: {...,
+// "period"}}} (merge_like_handlers policies and the aggregator); errorBounds adds each top-N
+// list's "<key>_max_error".
+func mergedJSON(out map[string]any, errorBounds bool) func(schema string, render renderFn) error {
+	return func(schema string, render renderFn) error {
+		sink := metrics.NewJSON()
+		sink.ErrorBounds = errorBounds
+		rp, err := render(sink)
+		if err != nil {
+			return err
+		}
+		sink.Root["period"] = rp.JSON()
+		out[schema+"_merged"] = map[string]any{schema: sink.Root}
+		return nil
+	}
 }
 
 // eachJSON renders every handler of the bindings (those not silenced by their metric groups)
