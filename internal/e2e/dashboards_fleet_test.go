@@ -228,7 +228,9 @@ func TestFleetDashboard(t *testing.T) {
 				a.instance, got, err, want, a.closed.minutes, fleetHandlers, cumulativeLines(body))
 		}
 	}
-	prom, promBase := startPrometheusNative(t, dir, targets)
+	prom, promBase := startPrometheusTargets(t, dir, targets,
+		// Native histograms (2.40+): Prometheus then asks for the protobuf exposition.
+		"--enable-feature=native-histograms")
 	watch = append(watch, prom)
 
 	// Ready when Prometheus holds 3 scrapes of each agent's final totals (the minimum over the
@@ -677,38 +679,4 @@ func promMetadata(ctx context.Context, base string) (map[string]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// startPrometheusNative is startPrometheusTargets with native histograms: Prometheus 2.40+ then
-// asks for the protobuf exposition, the only one that carries the agents' _histogram families.
-func startPrometheusNative(t *testing.T, dir string, targets []string) (*proc, string) {
-	t.Helper()
-	quoted := make([]string, len(targets))
-	for i, tg := range targets {
-		quoted[i] = strconv.Quote(tg)
-	}
-	cfg := `global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: pktvisor-fleet
-    honor_labels: true
-    metrics_path: /metrics
-    static_configs:
-      - targets: [` + strings.Join(quoted, ", ") + `]
-`
-	cfgPath := filepath.Join(dir, "prometheus-fleet.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port := freePort(t, "127.0.0.1")
-	p := startProc(t, dir, "prometheus",
-		"--config.file="+cfgPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "prometheus-data"),
-		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
-		"--enable-feature=native-histograms",
-		"--log.level=warn",
-	)
-	return p, "http://127.0.0.1:" + strconv.Itoa(port)
 }

@@ -909,9 +909,10 @@ visor:
 	return b.String()
 }
 
-// startPrometheusTargets is startPrometheus for several targets in one job. honor_labels keeps
-// each agent's own instance label (its --prom-instance), which the dashboards select on.
-func startPrometheusTargets(t *testing.T, dir string, targets []string) (*proc, string) {
+// startPrometheusTargets is startPrometheus for several targets in one job, with extra
+// command-line flags. honor_labels keeps each agent's own instance label (its
+// --prom-instance), which the dashboards select on.
+func startPrometheusTargets(t *testing.T, dir string, targets []string, flags ...string) (*proc, string) {
 	t.Helper()
 	quoted := make([]string, len(targets))
 	for i, tg := range targets {
@@ -933,11 +934,11 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	port := freePort(t, "127.0.0.1")
-	p := startProc(t, dir, "prometheus",
-		"--config.file="+cfgPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "prometheus-data"),
-		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
+	p := startProc(t, dir, "prometheus", append([]string{
+		"--config.file=" + cfgPath,
+		"--storage.tsdb.path=" + filepath.Join(dir, "prometheus-data"),
+		"--web.listen-address=127.0.0.1:" + strconv.Itoa(port),
 		"--log.level=warn",
-	)
+	}, flags...)...)
 	return p, "http://127.0.0.1:" + strconv.Itoa(port)
 }
