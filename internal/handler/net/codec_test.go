@@ -7,30 +7,24 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
-	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"unsafe"
 
 	"github.com/pktvisor-go/pktvisor/internal/capture"
 	"github.com/pktvisor-go/pktvisor/internal/config"
 	"github.com/pktvisor-go/pktvisor/internal/decode"
 	"github.com/pktvisor-go/pktvisor/internal/gen"
-	"github.com/pktvisor-go/pktvisor/internal/geo"
 	"github.com/pktvisor-go/pktvisor/internal/handler"
+	"github.com/pktvisor-go/pktvisor/internal/handler/handlertest"
 	"github.com/pktvisor-go/pktvisor/internal/hostspec"
 	"github.com/pktvisor-go/pktvisor/internal/metrics"
 	"github.com/pktvisor-go/pktvisor/internal/sketch"
 	"github.com/pktvisor-go/pktvisor/internal/stream"
 )
-
-const testdataDir = "/work/shared/testdata/pktvisor"
 
 // ---- traffic: generated captures run through a real multi-worker stream ----
 
@@ -118,24 +112,6 @@ func checksum(b []byte) uint16 {
 	return ^uint16(s)
 }
 
-// geoDBs opens the GeoIP test databases, or returns nils when the shared test data is absent.
-func geoDBs(t testing.TB) (city, asn *geo.DB) {
-	t.Helper()
-	var dbs [2]*geo.DB
-	for i, name := range []string{"GeoIP2-City-Test.mmdb", "GeoIP2-ISP-Test.mmdb"} {
-		path := filepath.Join(testdataDir, name)
-		if _, err := os.Stat(path); err != nil {
-			return nil, nil
-		}
-		db, err := geo.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dbs[i] = db
-	}
-	return dbs[0], dbs[1]
-}
-
 func newSpec(t testing.TB, cfg config.Map) *Spec {
 	t.Helper()
 	sp, err := New(cfg)
@@ -159,7 +135,7 @@ func runAgent(t testing.TB, workers int, withGeo bool, mod func(*gen.Config), cf
 	}
 	scfg := stream.Config{Workers: workers, HostSpec: hs}
 	if withGeo {
-		scfg.City, scfg.ASN = geoDBs(t)
+		scfg.City, scfg.ASN = handlertest.GeoDBs(t)
 	}
 	var a agent
 	var specs []handler.Spec
@@ -226,29 +202,6 @@ func scenarios(t *testing.T) *scenarioSet {
 
 // ---- rendering ----
 
-// render renders a selection of instances as JSON and Prometheus text, with its period.
-func render(t testing.TB, s *Spec, insts []handler.Handler, sel metrics.Selection) string {
-	t.Helper()
-	j := metrics.NewJSON()
-	rp, err := s.Render(insts, sel, j, 0)
-	if err != nil {
-		t.Fatalf("render %+v: %v", sel, err)
-	}
-	p := metrics.NewProm("test")
-	if _, err := s.Render(insts, sel, p, 0); err != nil {
-		t.Fatal(err)
-	}
-	var prom bytes.Buffer
-	if _, err := p.WriteTo(&prom); err != nil {
-		t.Fatal(err)
-	}
-	js, err := json.Marshal(map[string]any{"period": rp.JSON(), "live": rp.Live, Schema: j.Root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(js) + "\n" + prom.String()
-}
-
 // renderBucket renders a bucket directly (as Render does after merging).
 func renderBucket(t testing.TB, s *Spec, b *bucket) string {
 	t.Helper()
@@ -267,57 +220,7 @@ func renderBucket(t testing.TB, s *Spec, b *bucket) string {
 	return string(js) + "\n" + prom.String()
 }
 
-func diff(a, b string) string {
-	if a == b {
-		return ""
-	}
-	i := 0
-	for i < len(a) && i < len(b) && a[i] == b[i] {
-		i++
-	}
-	lo := max(0, i-150)
-	return "first difference at byte " + strconv.Itoa(i) + ":\n  got  …" + a[lo:min(len(a), i+150)] + "\n  want …" + b[lo:min(len(b), i+150)]
-}
-
 // ---- field coverage ----
-
-// fieldStates reports, for every field of b (nested structs flattened), whether it holds
-// data. The walk is by reflection so that a field added to the bucket later is seen here
-// (and then must be added to the codec, docs/sketch-format.md, and a new format version).
-func fieldStates(b any) map[string]bool {
-	out := map[string]bool{}
-	var walk func(prefix string, v reflect.Value)
-	walk = func(prefix string, v reflect.Value) {
-		for i := range v.NumField() {
-			f := v.Field(i)
-			name := prefix + v.Type().Field(i).Name
-			p := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Interface()
-			switch x := p.(type) {
-			case *uint64:
-				out[name] = *x != 0
-			case *sketch.Rate:
-				out[name] = x.Count() > 0
-			case *sketch.Cardinality:
-				out[name] = x.Estimate() > 0
-			case *sketch.Quantiles:
-				out[name] = x.Count() > 0
-			case *sketch.TopN:
-				out[name] = x.Len() > 0
-			case *sketch.Counts16:
-				out[name] = x.Total() > 0
-			case *sketch.Histogram:
-				out[name] = x.Count() > 0
-			default:
-				if f.Kind() != reflect.Struct {
-					panic("fieldStates: unhandled field " + name + " of type " + f.Type().String())
-				}
-				walk(name+".", f)
-			}
-		}
-	}
-	walk("", reflect.ValueOf(b).Elem())
-	return out
-}
 
 func mergedBucket(t testing.TB, s *Spec, insts []handler.Handler, sel metrics.Selection) *bucket {
 	t.Helper()
@@ -331,13 +234,13 @@ func mergedBucket(t testing.TB, s *Spec, insts []handler.Handler, sel metrics.Se
 // TestEveryFieldCovered checks that the test buckets hold data in every field, so that the
 // round-trip tests below exercise every field of the format.
 func TestEveryFieldCovered(t *testing.T) {
-	if c, _ := geoDBs(t); c == nil {
-		t.Skip("GeoIP test databases not available in " + testdataDir + ": top_geoLoc/top_ASN stay empty")
+	if c, _ := handlertest.GeoDBs(t); c == nil {
+		t.Skip("GeoIP test databases not available in " + handlertest.TestdataDir + ": top_geoLoc/top_ASN stay empty")
 	}
 	sc := scenarios(t)
 	filled := map[string]bool{}
 	for _, a := range []agent{sc.lightA, sc.filtered, sc.heavyA} {
-		for k, v := range fieldStates(mergedBucket(t, a.specs[0], a.insts[0], metrics.Selection{Window: 5})) {
+		for k, v := range handlertest.FieldStates(mergedBucket(t, a.specs[0], a.insts[0], metrics.Selection{Window: 5})) {
 			filled[k] = filled[k] || v
 		}
 	}
@@ -402,9 +305,9 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.End((rp.StartTS + rp.Length) * 1e9)
-			want := render(t, s, tc.a.insts[0], tc.sel)
-			got := render(t, s, []handler.Handler{h}, metrics.Selection{Bucket: 0})
-			if d := diff(got, want); d != "" {
+			want := handlertest.Render(t, s, tc.a.insts[0], tc.sel)
+			got := handlertest.Render(t, s, []handler.Handler{h}, metrics.Selection{Bucket: 0})
+			if d := handlertest.Diff(got, want); d != "" {
 				t.Error(d)
 			}
 			// The decoded bucket encodes to the same bytes: nothing is lost or reordered.
@@ -445,7 +348,7 @@ func TestRoundTripSmall(t *testing.T) {
 		if n > 0 {
 			h.End((rp.StartTS + rp.Length) * 1e9)
 		}
-		if d := diff(render(t, s, []handler.Handler{h}, metrics.Selection{}), render(t, s, insts, metrics.Selection{})); d != "" {
+		if d := handlertest.Diff(handlertest.Render(t, s, []handler.Handler{h}, metrics.Selection{}), handlertest.Render(t, s, insts, metrics.Selection{})); d != "" {
 			t.Errorf("%d packets: %s", n, d)
 		}
 		// Empty: header, 13 one-byte counters, then each sketch's length byte and its empty
@@ -498,13 +401,13 @@ func TestMergeLaw(t *testing.T) {
 			var tree bucket
 			tree.Merge(mergedBucket(t, s, tc.a.insts[0], tc.sel))
 			tree.Merge(mergedBucket(t, s, tc.b.insts[0], tc.sel))
-			if d := diff(got, renderBucket(t, s, &tree)); d != "" {
+			if d := handlertest.Diff(got, renderBucket(t, s, &tree)); d != "" {
 				t.Errorf("decoded merge differs from the in-memory merge: %s", d)
 			}
 
 			flat := mergedBucket(t, s, slices.Concat(tc.a.insts[0], tc.b.insts[0]), tc.sel)
 			if tc.exact {
-				if d := diff(got, renderBucket(t, s, flat)); d != "" {
+				if d := handlertest.Diff(got, renderBucket(t, s, flat)); d != "" {
 					t.Errorf("decoded merge differs from the flat merge: %s", d)
 				}
 				return
@@ -518,7 +421,7 @@ func TestMergeLaw(t *testing.T) {
 			for _, b := range []*bucket{&g2, &f2} {
 				b.topIPv4, b.topIPv6 = sketch.TopN{}, sketch.TopN{}
 			}
-			if d := diff(renderBucket(t, s, &g2), renderBucket(t, s, &f2)); d != "" {
+			if d := handlertest.Diff(renderBucket(t, s, &g2), renderBucket(t, s, &f2)); d != "" {
 				t.Errorf("decoded merge differs from the flat merge outside the top-N lists: %s", d)
 			}
 		})
@@ -587,7 +490,7 @@ func TestAggregatorSequence(t *testing.T) {
 	}
 	all := slices.Concat(a.insts[0], b.insts[0])
 	for _, sel := range []metrics.Selection{{Bucket: 0}, {Bucket: 1}, {Bucket: 3}, {Window: 2}, {Window: 3}, {Window: 5}} {
-		if d := diff(render(t, s, []handler.Handler{h}, sel), render(t, s, all, sel)); d != "" {
+		if d := handlertest.Diff(handlertest.Render(t, s, []handler.Handler{h}, sel), handlertest.Render(t, s, all, sel)); d != "" {
 			t.Errorf("%+v: %s", sel, d)
 		}
 	}
@@ -659,14 +562,14 @@ func TestDecodeErrors(t *testing.T) {
 	if err := s.MergeBucket(h, enc); err != nil {
 		t.Fatal(err)
 	}
-	before := render(t, s, []handler.Handler{h}, metrics.Selection{})
+	before := handlertest.Render(t, s, []handler.Handler{h}, metrics.Selection{})
 	if err := s.MergeBucket(h, enc[:len(enc)-1]); err == nil {
 		t.Fatal("truncated bucket merged")
 	}
-	if d := diff(render(t, s, []handler.Handler{h}, metrics.Selection{}), before); d != "" {
+	if d := handlertest.Diff(handlertest.Render(t, s, []handler.Handler{h}, metrics.Selection{}), before); d != "" {
 		t.Errorf("failed merge changed the instance: %s", d)
 	}
-	if err := s.MergeBucket(foreign{}, enc); err == nil {
+	if err := s.MergeBucket(handlertest.Foreign{}, enc); err == nil {
 		t.Error("merged into a foreign instance")
 	}
 }
@@ -693,14 +596,6 @@ func swapFirstSketch(t testing.TB, enc []byte) []byte {
 	}
 	return out
 }
-
-// foreign is a handler of another kind.
-type foreign struct{ handler.Nop }
-
-func (foreign) Wants() handler.Wants { return 0 }
-func (foreign) Shift(int64)          {}
-func (foreign) Start(int64)          {}
-func (foreign) End(int64)            {}
 
 // TestDecodeAllocBound: what a decoder allocates follows the input's size, not its length
 // fields.
@@ -764,7 +659,7 @@ func FuzzNetBucket(f *testing.F) {
 				t.Fatal(err)
 			}
 		}
-		_ = render(t, s, []handler.Handler{h}, metrics.Selection{})
+		_ = handlertest.Render(t, s, []handler.Handler{h}, metrics.Selection{})
 	})
 }
 

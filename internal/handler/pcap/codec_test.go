@@ -3,13 +3,13 @@ package pcap
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"slices"
 	"testing"
 
 	"github.com/pktvisor-go/pktvisor/internal/config"
 	"github.com/pktvisor-go/pktvisor/internal/handler"
+	"github.com/pktvisor-go/pktvisor/internal/handler/handlertest"
 	"github.com/pktvisor-go/pktvisor/internal/metrics"
 )
 
@@ -56,28 +56,6 @@ func feedAgent(s *Spec, workers, periods int, startNs int64, seed uint64) []hand
 	return insts
 }
 
-func render(t testing.TB, s *Spec, insts []handler.Handler, sel metrics.Selection) string {
-	t.Helper()
-	j := metrics.NewJSON()
-	rp, err := s.Render(insts, sel, j, 0)
-	if err != nil {
-		t.Fatalf("render %+v: %v", sel, err)
-	}
-	p := metrics.NewProm("test")
-	if _, err := s.Render(insts, sel, p, 0); err != nil {
-		t.Fatal(err)
-	}
-	var prom bytes.Buffer
-	if _, err := p.WriteTo(&prom); err != nil {
-		t.Fatal(err)
-	}
-	js, err := json.Marshal(map[string]any{"period": rp.JSON(), Schema: j.Root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(js) + "\n" + prom.String()
-}
-
 func TestRoundTrip(t *testing.T) {
 	s := codecSpec(t)
 	a := feedAgent(s, 3, 4, 1_700_000_000e9, 1)
@@ -108,7 +86,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.End((rp.StartTS + rp.Length) * 1e9)
-		if got, want := render(t, s, []handler.Handler{h}, metrics.Selection{}), render(t, s, a, sel); got != want {
+		if got, want := handlertest.Render(t, s, []handler.Handler{h}, metrics.Selection{}), handlertest.Render(t, s, a, sel); got != want {
 			t.Errorf("%+v: got\n%s\nwant\n%s", sel, got, want)
 		}
 	}
@@ -144,18 +122,11 @@ func TestAggregatorSequence(t *testing.T) {
 	}
 	all := slices.Concat(a, b)
 	for _, sel := range []metrics.Selection{{Bucket: 0}, {Bucket: 1}, {Bucket: 3}, {Window: 3}, {Window: 4}} {
-		if got, want := render(t, s, []handler.Handler{h}, sel), render(t, s, all, sel); got != want {
+		if got, want := handlertest.Render(t, s, []handler.Handler{h}, sel), handlertest.Render(t, s, all, sel); got != want {
 			t.Errorf("%+v: got\n%s\nwant\n%s", sel, got, want)
 		}
 	}
 }
-
-type foreign struct{ handler.Nop }
-
-func (foreign) Wants() handler.Wants { return 0 }
-func (foreign) Shift(int64)          {}
-func (foreign) Start(int64)          {}
-func (foreign) End(int64)            {}
 
 func TestDecodeErrors(t *testing.T) {
 	enc := []byte{'P', 1, 0x96, 0x01, 7, 0}
@@ -185,7 +156,7 @@ func TestDecodeErrors(t *testing.T) {
 		}
 	}
 	s := codecSpec(t)
-	if err := s.MergeBucket(foreign{}, enc); err == nil {
+	if err := s.MergeBucket(handlertest.Foreign{}, enc); err == nil {
 		t.Error("merged into a foreign instance")
 	}
 	h := s.NewInstance(&handler.Env{})
@@ -215,6 +186,6 @@ func FuzzPcapBucket(f *testing.F) {
 		if err := s.MergeBucket(h, data); err != nil {
 			t.Fatal(err)
 		}
-		_ = render(t, s, []handler.Handler{h}, metrics.Selection{})
+		_ = handlertest.Render(t, s, []handler.Handler{h}, metrics.Selection{})
 	})
 }

@@ -3,19 +3,15 @@ package resources
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
-	"reflect"
 	"runtime"
 	"slices"
-	"strconv"
 	"testing"
-	"unsafe"
 
 	"github.com/pktvisor-go/pktvisor/internal/config"
 	"github.com/pktvisor-go/pktvisor/internal/handler"
+	"github.com/pktvisor-go/pktvisor/internal/handler/handlertest"
 	"github.com/pktvisor-go/pktvisor/internal/metrics"
-	"github.com/pktvisor-go/pktvisor/internal/sketch"
 )
 
 // The input_resources handler is fed by the agent from outside the packet path (Feeder), so
@@ -67,66 +63,12 @@ func feedAgent(s *Spec, workers, periods int, startNs, every int64, seed uint64)
 	return insts
 }
 
-func render(t testing.TB, s *Spec, insts []handler.Handler, sel metrics.Selection) string {
-	t.Helper()
-	j := metrics.NewJSON()
-	rp, err := s.Render(insts, sel, j, 0)
-	if err != nil {
-		t.Fatalf("render %+v: %v", sel, err)
-	}
-	p := metrics.NewProm("test")
-	if _, err := s.Render(insts, sel, p, 0); err != nil {
-		t.Fatal(err)
-	}
-	var prom bytes.Buffer
-	if _, err := p.WriteTo(&prom); err != nil {
-		t.Fatal(err)
-	}
-	js, err := json.Marshal(map[string]any{"period": rp.JSON(), "live": rp.Live, Schema: j.Root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(js) + "\n" + prom.String()
-}
-
 // renderBucket renders a bucket through a fresh instance's live bucket.
 func renderBucket(t testing.TB, s *Spec, b *bucket) string {
 	t.Helper()
 	h := s.NewInstance(&handler.Env{}).(*Instance)
 	h.ring.Live().Merge(b)
-	return render(t, s, []handler.Handler{h}, metrics.Selection{})
-}
-
-func diff(a, b string) string {
-	if a == b {
-		return ""
-	}
-	i := 0
-	for i < len(a) && i < len(b) && a[i] == b[i] {
-		i++
-	}
-	lo := max(0, i-150)
-	return "first difference at byte " + strconv.Itoa(i) + ":\n  got  …" + a[lo:min(len(a), i+150)] + "\n  want …" + b[lo:min(len(b), i+150)]
-}
-
-func fieldStates(b any) map[string]bool {
-	out := map[string]bool{}
-	v := reflect.ValueOf(b).Elem()
-	for i := range v.NumField() {
-		f := v.Field(i)
-		name := v.Type().Field(i).Name
-		switch x := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Interface().(type) {
-		case *uint64:
-			out[name] = *x != 0
-		case *sketch.Rate:
-			out[name] = x.Count() > 0
-		case *sketch.Quantiles:
-			out[name] = x.Count() > 0
-		default:
-			panic("fieldStates: unhandled field " + name + " of type " + f.Type().String())
-		}
-	}
-	return out
+	return handlertest.Render(t, s, []handler.Handler{h}, metrics.Selection{})
 }
 
 func mergedBucket(t testing.TB, s *Spec, insts []handler.Handler, sel metrics.Selection) *bucket {
@@ -158,7 +100,7 @@ func newFixture(t testing.TB) fixture {
 
 func TestEveryFieldCovered(t *testing.T) {
 	fx := newFixture(t)
-	states := fieldStates(mergedBucket(t, fx.s, fx.a, metrics.Selection{Bucket: 1}))
+	states := handlertest.FieldStates(mergedBucket(t, fx.s, fx.a, metrics.Selection{Bucket: 1}))
 	if len(states) != 8 {
 		t.Errorf("bucket has %d fields, the codec covers 8: extend codec.go, docs/sketch-format.md and the version", len(states))
 	}
@@ -202,7 +144,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			h.End((rp.StartTS + rp.Length) * 1e9)
-			if d := diff(render(t, s, []handler.Handler{h}, metrics.Selection{}), render(t, s, tc.insts, tc.sel)); d != "" {
+			if d := handlertest.Diff(handlertest.Render(t, s, []handler.Handler{h}, metrics.Selection{}), handlertest.Render(t, s, tc.insts, tc.sel)); d != "" {
 				t.Error(d)
 			}
 			again, _, err := s.AppendBucket(nil, []handler.Handler{h}, metrics.Selection{}, 0)
@@ -226,7 +168,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.End((rp.StartTS + rp.Length) * 1e9)
-	if d := diff(render(t, s1, []handler.Handler{h}, metrics.Selection{}), render(t, s1, fx.c1, metrics.Selection{})); d != "" {
+	if d := handlertest.Diff(handlertest.Render(t, s1, []handler.Handler{h}, metrics.Selection{}), handlertest.Render(t, s1, fx.c1, metrics.Selection{})); d != "" {
 		t.Error(d)
 	}
 }
@@ -262,10 +204,10 @@ func TestMergeLaw(t *testing.T) {
 			var tree bucket
 			tree.Merge(mergedBucket(t, s, tc.a, tc.sel))
 			tree.Merge(mergedBucket(t, s, tc.b, tc.sel))
-			if d := diff(got, renderBucket(t, s, &tree)); d != "" {
+			if d := handlertest.Diff(got, renderBucket(t, s, &tree)); d != "" {
 				t.Errorf("decoded merge differs from the in-memory merge: %s", d)
 			}
-			if d := diff(got, renderBucket(t, s, mergedBucket(t, s, slices.Concat(tc.a, tc.b), tc.sel))); d != "" {
+			if d := handlertest.Diff(got, renderBucket(t, s, mergedBucket(t, s, slices.Concat(tc.a, tc.b), tc.sel))); d != "" {
 				t.Errorf("decoded merge differs from the flat merge: %s", d)
 			}
 		})
@@ -303,18 +245,11 @@ func TestAggregatorSequence(t *testing.T) {
 	}
 	all := slices.Concat(fx.a, fx.b)
 	for _, sel := range []metrics.Selection{{Bucket: 0}, {Bucket: 1}, {Bucket: 3}, {Window: 2}, {Window: 3}, {Window: 4}} {
-		if d := diff(render(t, s, []handler.Handler{h}, sel), render(t, s, all, sel)); d != "" {
+		if d := handlertest.Diff(handlertest.Render(t, s, []handler.Handler{h}, sel), handlertest.Render(t, s, all, sel)); d != "" {
 			t.Errorf("%+v: %s", sel, d)
 		}
 	}
 }
-
-type foreign struct{ handler.Nop }
-
-func (foreign) Wants() handler.Wants { return 0 }
-func (foreign) Shift(int64)          {}
-func (foreign) Start(int64)          {}
-func (foreign) End(int64)            {}
 
 func smallEncoding(t testing.TB) []byte {
 	t.Helper()
@@ -368,14 +303,14 @@ func TestDecodeErrors(t *testing.T) {
 	if err := s.MergeBucket(h, enc); err != nil {
 		t.Fatal(err)
 	}
-	before := render(t, s, []handler.Handler{h}, metrics.Selection{})
+	before := handlertest.Render(t, s, []handler.Handler{h}, metrics.Selection{})
 	if err := s.MergeBucket(h, enc[:len(enc)-1]); err == nil {
 		t.Fatal("truncated bucket merged")
 	}
-	if d := diff(render(t, s, []handler.Handler{h}, metrics.Selection{}), before); d != "" {
+	if d := handlertest.Diff(handlertest.Render(t, s, []handler.Handler{h}, metrics.Selection{}), before); d != "" {
 		t.Errorf("failed merge changed the instance: %s", d)
 	}
-	if err := s.MergeBucket(foreign{}, enc); err == nil {
+	if err := s.MergeBucket(handlertest.Foreign{}, enc); err == nil {
 		t.Error("merged into a foreign instance")
 	}
 }
@@ -437,7 +372,7 @@ func FuzzResourcesBucket(f *testing.F) {
 			}
 		}
 		h.Shift(60e9)
-		_ = render(t, s, []handler.Handler{h}, metrics.Selection{Window: 2})
+		_ = handlertest.Render(t, s, []handler.Handler{h}, metrics.Selection{Window: 2})
 	})
 }
 
