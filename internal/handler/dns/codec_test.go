@@ -33,24 +33,7 @@ import (
 
 // ---- traffic: generated captures and dnstap run through a real multi-worker stream ----
 
-type frame struct {
-	data []byte
-	info capture.PacketInfo
-}
-
-type sliceSource struct {
-	frames []frame
-	i      int
-}
-
-func (s *sliceSource) Next() ([]byte, capture.PacketInfo, error) {
-	if s.i == len(s.frames) {
-		return nil, capture.PacketInfo{}, io.EOF
-	}
-	s.i++
-	f := &s.frames[s.i-1]
-	return f.data, f.info, nil
-}
+type frame = handlertest.Frame
 
 type tapSource struct {
 	frames [][]byte
@@ -86,7 +69,7 @@ func genFrames(t testing.TB, mod func(*gen.Config)) []frame {
 		if err != nil {
 			t.Fatal(err)
 		}
-		frames = append(frames, frame{append([]byte(nil), data...), info})
+		frames = append(frames, frame{Data: append([]byte(nil), data...), Info: info})
 	}
 }
 
@@ -216,7 +199,7 @@ func runAgent(t testing.TB, workers int, hosts string, withGeo bool, mod func(*g
 	}
 	s := stream.New(scfg, specs)
 	if mod != nil {
-		err = s.Run(context.Background(), &sliceSource{frames: genFrames(t, mod)})
+		err = s.Run(context.Background(), &handlertest.SliceSource{Frames: genFrames(t, mod)})
 	} else {
 		err = s.RunDnstap(context.Background(), &tapSource{frames: tap})
 	}
@@ -406,7 +389,7 @@ func TestRoundTripSmall(t *testing.T) {
 		hs, _ := hostspec.Parse(servers)
 		st := stream.New(stream.Config{Workers: 2, HostSpec: hs}, []handler.Spec{s})
 		frames := genFrames(t, func(c *gen.Config) { c.Packets, c.QPS, c.ECS = n, 10, 0.5 })
-		if err := st.Run(context.Background(), &sliceSource{frames: frames}); err != nil {
+		if err := st.Run(context.Background(), &handlertest.SliceSource{Frames: frames}); err != nil {
 			t.Fatal(err)
 		}
 		insts := st.Instances(0)
@@ -507,7 +490,7 @@ func TestMergeLaw(t *testing.T) {
 			purged := 0
 			gt, ft := g.tops(), flat.tops()
 			for i := range gt {
-				checkTopBound(t, i, gt[i], ft[i])
+				handlertest.CheckTopBound(t, i, gt[i], ft[i])
 				if gt[i].MaxError() > 0 {
 					purged++
 				}
@@ -525,28 +508,6 @@ func TestMergeLaw(t *testing.T) {
 				t.Errorf("decoded merge differs from the flat merge outside the top-N lists: %s", d)
 			}
 		})
-	}
-}
-
-// checkTopBound checks two top-N sketches of the same stream merged in different orders:
-// same total weight, errors within the bound, and overlapping [Lower, Estimate] intervals.
-func checkTopBound(t *testing.T, i int, a, b *sketch.TopN) {
-	t.Helper()
-	if a.Total() != b.Total() {
-		t.Errorf("top %d: totals %d and %d", i, a.Total(), b.Total())
-	}
-	bound := a.Total() / uint64((a.MaxItems()+2)/2)
-	if a.MaxError() > bound || b.MaxError() > bound {
-		t.Errorf("top %d: errors %d and %d above the bound %d", i, a.MaxError(), b.MaxError(), bound)
-	}
-	lower := map[string]uint64{}
-	for _, it := range b.Items(-1, nil) {
-		lower[it.Key] = it.Lower
-	}
-	for _, it := range a.Items(-1, nil) {
-		if l, ok := lower[it.Key]; ok && (l > it.Estimate || it.Lower > l+b.MaxError()) {
-			t.Errorf("top %d: key %q: [%d, %d] and [%d, %d] do not overlap", i, it.Key, it.Lower, it.Estimate, l, l+b.MaxError())
-		}
 	}
 }
 
@@ -607,7 +568,7 @@ func smallEncoding(t testing.TB) []byte {
 	hs, _ := hostspec.Parse(servers)
 	st := stream.New(stream.Config{Workers: 1, HostSpec: hs}, []handler.Spec{s})
 	frames := genFrames(t, func(c *gen.Config) { c.Packets, c.QPS, c.TCP, c.ECS = 120, 20, 0.2, 0.2 })
-	if err := st.Run(context.Background(), &sliceSource{frames: frames}); err != nil {
+	if err := st.Run(context.Background(), &handlertest.SliceSource{Frames: frames}); err != nil {
 		t.Fatal(err)
 	}
 	enc, _, err := s.AppendBucket(nil, st.Instances(0), metrics.Selection{}, 0)

@@ -7,6 +7,7 @@ package handlertest
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/pktvisor-go/pktvisor/internal/capture"
 	"github.com/pktvisor-go/pktvisor/internal/geo"
 	"github.com/pktvisor-go/pktvisor/internal/handler"
 	"github.com/pktvisor-go/pktvisor/internal/metrics"
@@ -124,3 +126,48 @@ func (Foreign) Wants() handler.Wants { return 0 }
 func (Foreign) Shift(int64)          {}
 func (Foreign) Start(int64)          {}
 func (Foreign) End(int64)            {}
+
+// CheckTopBound checks two top-N sketches of the same stream merged in different orders:
+// same total weight, errors within the sketch's bound, and overlapping [Lower, Estimate]
+// intervals (both bracket the true weight: [Lower, Lower+MaxError]). i names the sketch.
+func CheckTopBound(t testing.TB, i int, a, b *sketch.TopN) {
+	t.Helper()
+	if a.Total() != b.Total() {
+		t.Errorf("top %d: totals %d and %d", i, a.Total(), b.Total())
+	}
+	bound := a.Total() / uint64((a.MaxItems()+2)/2)
+	if a.MaxError() > bound || b.MaxError() > bound {
+		t.Errorf("top %d: errors %d and %d above the bound %d", i, a.MaxError(), b.MaxError(), bound)
+	}
+	lower := map[string]uint64{}
+	for _, it := range b.Items(-1, nil) {
+		lower[it.Key] = it.Lower
+	}
+	for _, it := range a.Items(-1, nil) {
+		if l, ok := lower[it.Key]; ok && (l > it.Estimate || it.Lower > l+b.MaxError()) {
+			t.Errorf("top %d: key %q: [%d, %d] and [%d, %d] do not overlap", i, it.Key, it.Lower, it.Estimate, l, l+b.MaxError())
+		}
+	}
+}
+
+// Frame is one captured frame of a SliceSource.
+type Frame struct {
+	Data []byte
+	Info capture.PacketInfo
+}
+
+// SliceSource is a stream source over frames in memory.
+type SliceSource struct {
+	Frames []Frame
+	i      int
+}
+
+// Next returns the next frame, io.EOF after the last.
+func (s *SliceSource) Next() ([]byte, capture.PacketInfo, error) {
+	if s.i == len(s.Frames) {
+		return nil, capture.PacketInfo{}, io.EOF
+	}
+	s.i++
+	f := &s.Frames[s.i-1]
+	return f.Data, f.Info, nil
+}

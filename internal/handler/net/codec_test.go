@@ -28,24 +28,7 @@ import (
 
 // ---- traffic: generated captures run through a real multi-worker stream ----
 
-type frame struct {
-	data []byte
-	info capture.PacketInfo
-}
-
-type sliceSource struct {
-	frames []frame
-	i      int
-}
-
-func (s *sliceSource) Next() ([]byte, capture.PacketInfo, error) {
-	if s.i == len(s.frames) {
-		return nil, capture.PacketInfo{}, io.EOF
-	}
-	s.i++
-	f := &s.frames[s.i-1]
-	return f.data, f.info, nil
-}
+type frame = handlertest.Frame
 
 // genFrames writes a generated capture into memory and reads its frames back, with an ICMP
 // echo inserted every 97 frames (alternately from a geo-known address to a host address, and
@@ -72,7 +55,7 @@ func genFrames(t testing.TB, mod func(*gen.Config)) []frame {
 		if err != nil {
 			t.Fatal(err)
 		}
-		frames = append(frames, frame{append([]byte(nil), data...), info})
+		frames = append(frames, frame{Data: append([]byte(nil), data...), Info: info})
 		if n%97 == 96 {
 			src, dst := [4]byte{81, 2, 69, 142}, [4]byte{172, 16, 53, 1}
 			if n%194 == 96 {
@@ -82,7 +65,7 @@ func genFrames(t testing.TB, mod func(*gen.Config)) []frame {
 				src = [4]byte{1, 128, 0, 1} // in the ISP test database
 			}
 			icmp := icmpFrame(src, dst)
-			frames = append(frames, frame{icmp, capture.PacketInfo{TS: info.TS, CapLen: len(icmp), WireLen: len(icmp), Link: decode.LinkRaw}})
+			frames = append(frames, frame{Data: icmp, Info: capture.PacketInfo{TS: info.TS, CapLen: len(icmp), WireLen: len(icmp), Link: decode.LinkRaw}})
 		}
 	}
 	return frames
@@ -145,7 +128,7 @@ func runAgent(t testing.TB, workers int, withGeo bool, mod func(*gen.Config), cf
 		specs = append(specs, sp)
 	}
 	s := stream.New(scfg, specs)
-	if err := s.Run(context.Background(), &sliceSource{frames: genFrames(t, mod)}); err != nil {
+	if err := s.Run(context.Background(), &handlertest.SliceSource{Frames: genFrames(t, mod)}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range specs {
@@ -333,7 +316,7 @@ func TestRoundTripSmall(t *testing.T) {
 		}
 		hs, _ := hostspec.Parse("172.16.53.0/24,fd53::/16")
 		st := stream.New(stream.Config{Workers: 2, HostSpec: hs}, []handler.Spec{s})
-		if err := st.Run(context.Background(), &sliceSource{frames: frames}); err != nil {
+		if err := st.Run(context.Background(), &handlertest.SliceSource{Frames: frames}); err != nil {
 			t.Fatal(err)
 		}
 		insts := st.Instances(0)
@@ -415,7 +398,7 @@ func TestMergeLaw(t *testing.T) {
 			// Over capacity: identical except the top-N lists, which stay within their bounds.
 			g := h.ring.Live()
 			for i, pair := range [][2]*sketch.TopN{{&g.topIPv4, &flat.topIPv4}, {&g.topIPv6, &flat.topIPv6}} {
-				checkTopBound(t, i, pair[0], pair[1])
+				handlertest.CheckTopBound(t, i, pair[0], pair[1])
 			}
 			g2, f2 := *g, *flat
 			for _, b := range []*bucket{&g2, &f2} {
@@ -425,29 +408,6 @@ func TestMergeLaw(t *testing.T) {
 				t.Errorf("decoded merge differs from the flat merge outside the top-N lists: %s", d)
 			}
 		})
-	}
-}
-
-// checkTopBound checks two top-N sketches of the same stream merged in different orders:
-// same total weight, each within its error bound of the other's lower bounds.
-func checkTopBound(t *testing.T, i int, a, b *sketch.TopN) {
-	t.Helper()
-	if a.Total() != b.Total() {
-		t.Errorf("top %d: totals %d and %d", i, a.Total(), b.Total())
-	}
-	bound := a.Total() / uint64((a.MaxItems()+2)/2)
-	if a.MaxError() > bound || b.MaxError() > bound {
-		t.Errorf("top %d: errors %d and %d above the bound %d", i, a.MaxError(), b.MaxError(), bound)
-	}
-	lower := map[string]uint64{}
-	for _, it := range b.Items(-1, nil) {
-		lower[it.Key] = it.Lower
-	}
-	for _, it := range a.Items(-1, nil) {
-		// Both bracket the true weight: [Lower, Lower+MaxError].
-		if l, ok := lower[it.Key]; ok && (l > it.Estimate || it.Lower > l+b.MaxError()) {
-			t.Errorf("top %d: key %x: [%d, %d] and [%d, %d] do not overlap", i, it.Key, it.Lower, it.Estimate, l, l+b.MaxError())
-		}
 	}
 }
 
@@ -504,7 +464,7 @@ func smallEncoding(t testing.TB) []byte {
 	hs, _ := hostspec.Parse("172.16.53.0/24,fd53::/16")
 	st := stream.New(stream.Config{Workers: 1, HostSpec: hs}, []handler.Spec{s})
 	frames := genFrames(t, func(c *gen.Config) { c.Packets, c.QPS, c.TCP = 120, 20, 0.2 })
-	if err := st.Run(context.Background(), &sliceSource{frames: frames}); err != nil {
+	if err := st.Run(context.Background(), &handlertest.SliceSource{Frames: frames}); err != nil {
 		t.Fatal(err)
 	}
 	enc, _, err := s.AppendBucket(nil, st.Instances(0), metrics.Selection{}, 0)
