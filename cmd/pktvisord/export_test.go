@@ -40,17 +40,25 @@ func victoriaMetrics(t *testing.T) string {
 func startVM(t *testing.T, bin string) string {
 	t.Helper()
 	port := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin,
+	return startServer(t, "VictoriaMetrics", port, "/health", bin,
 		"-storageDataPath="+t.TempDir(),
 		"-retentionPeriod=100y",
 		"-httpListenAddr=127.0.0.1:"+strconv.Itoa(port),
 		"-search.latencyOffset=0s", // fresh samples are queryable at once
 		"-search.disableCache",
 		"-loggerLevel=ERROR")
-	var stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+}
+
+// startServer runs a test server (stopped at cleanup) that listens on 127.0.0.1:port and
+// returns its base URL once GET health answers 200.
+func startServer(t *testing.T, name string, port int, health, bin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -60,7 +68,7 @@ func startVM(t *testing.T, bin string) string {
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(base + "/health")
+		resp, err := http.Get(base + health)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -68,7 +76,7 @@ func startVM(t *testing.T, bin string) string {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("VictoriaMetrics not healthy: %v\n%s", err, stderr.String())
+			t.Fatalf("%s not ready: %v\n%s", name, err, out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -353,33 +361,9 @@ func startPrometheus(t *testing.T) string {
 	cfg := filepath.Join(dir, "prometheus.yml")
 	os.WriteFile(cfg, []byte("global: {}\n"), 0o644)
 	port := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+	return startServer(t, "Prometheus", port, "/-/ready", bin, "--config.file="+cfg,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port), "--web.enable-remote-write-receiver")
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		cmd.Wait()
-	})
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Prometheus not ready: %v\n%s", err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // Remote write with --remote-write-classic-histograms into a stock Prometheus (which refuses
